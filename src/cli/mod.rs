@@ -1,0 +1,132 @@
+//! The command line: argument parsing and printing only. Each command lives in its own file and
+//! returns an exit code; errors travel up as miette reports.
+
+mod plan;
+mod simple;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: success (and, with `--detailed-exitcode`, nothing to do).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code with `--detailed-exitcode`: changes are pending.
+pub const EXIT_CHANGES: u8 = 2;
+
+/// Declarative provisioning for ComfyUI deployments.
+///
+/// comfy.toml declares auth, custom nodes (git + pinned rev), the secret, GPU and image;
+/// `plan` shows how reality differs from it.
+#[derive(Debug, Parser)]
+#[command(name = "comfyprov", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The manifest.
+    #[arg(
+        short = 'f',
+        long = "manifest",
+        global = true,
+        default_value = "comfy.toml",
+        value_name = "PATH"
+    )]
+    pub manifest: PathBuf,
+    /// No colour (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Print less: only data and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: timings and what was observed, on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the manifest; every problem is reported at once, each pointing at its line.
+    Validate,
+    /// Print the JSON Schema of comfy.toml.
+    Schema,
+    /// Show what `apply` would do, and why.
+    Plan(plan::PlanArgs),
+    /// Print the compose file the manifest renders.
+    Render,
+}
+
+/// Output settings shared by all commands.
+pub struct Ui {
+    pub color_out: bool,
+    pub color_err: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Ui {
+    fn new(cli: &Cli) -> Ui {
+        let no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Ui {
+            color_out: !no_color && std::io::stdout().is_terminal(),
+            color_err: !no_color && std::io::stderr().is_terminal(),
+            quiet: cli.quiet,
+            verbose: cli.verbose,
+        }
+    }
+
+    /// An informational line on stderr (suppressed by `-q`).
+    pub fn info(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// A detail on stderr (only with `-v`).
+    pub fn detail(&self, msg: &str) {
+        if self.verbose {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+/// Parse arguments, run the command, and return the process exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors exit 1: exit 2 means "changes pending" for `plan --detailed-exitcode`.
+            return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+        }
+    };
+    let ui = Ui::new(&cli);
+    let color = ui.color_err;
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .build(),
+        )
+    }));
+    let result = match &cli.command {
+        Command::Validate => simple::validate(&cli, &ui),
+        Command::Schema => simple::schema(),
+        Command::Plan(args) => plan::run(&cli, &ui, args),
+        Command::Render => simple::render(&cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Load the manifest named on the command line.
+pub fn load(cli: &Cli) -> miette::Result<crate::manifest::Desired> {
+    crate::manifest::load(&cli.manifest).map_err(miette::Report::new)
+}

@@ -1,0 +1,67 @@
+//! `comfyprov plan`: observe, plan, print (text or JSON), optionally save.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use miette::{IntoDiagnostic, WrapErr};
+
+use super::{Cli, EXIT_CHANGES, EXIT_OK, Ui, load};
+use crate::plan::{Options, display};
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Print the plan as JSON (with a `format_version`).
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 when there is nothing to do, 2 when changes are pending, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Save the plan, with a fingerprint of what was observed, for `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Plan to replace dirty, non-git and foreign checkouts (old directories are kept aside).
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
+    let started = Instant::now();
+    let desired = load(cli)?;
+    let loaded = started.elapsed();
+    let observed = crate::observe::observe(&desired);
+    let observed_at = started.elapsed();
+    let plan = crate::plan::plan(&desired, &observed, &Options { force: args.force });
+    ui.detail(&format!(
+        "manifest {:.1} ms, observe {:.1} ms, plan {:.1} ms",
+        loaded.as_secs_f64() * 1e3,
+        (observed_at - loaded).as_secs_f64() * 1e3,
+        (started.elapsed() - observed_at).as_secs_f64() * 1e3
+    ));
+
+    let manifest = cli.manifest.display().to_string();
+    let fingerprint = observed.fingerprint();
+    if args.json {
+        let doc = display::json(&plan, &manifest, &desired.project, &fingerprint);
+        println!("{}", serde_json::to_string_pretty(&doc).into_diagnostic()?);
+    } else {
+        let title = format!("{} ({manifest})", desired.project);
+        print!("{}", display::render(&plan, &title, ui.color_out));
+    }
+
+    if let Some(out) = &args.out {
+        let manifest_bytes = std::fs::read(&cli.manifest).into_diagnostic()?;
+        let mut doc = display::json(&plan, &manifest, &desired.project, &fingerprint);
+        doc["manifest_sha256"] = crate::observe::sha256_hex(&manifest_bytes).into();
+        let text = serde_json::to_vec_pretty(&doc).into_diagnostic()?;
+        crate::fsutil::write_atomic(out, &text, 0o644)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot save the plan to `{}`", out.display()))?;
+        ui.info(&format!("saved plan to {}", out.display()));
+    }
+
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}

@@ -1,0 +1,48 @@
+//! `validate`, `schema` and `render`: commands with little to print.
+
+use miette::miette;
+
+use super::{Cli, EXIT_OK, Ui, load};
+use crate::manifest::AuthSpec;
+
+pub fn validate(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
+    let d = load(cli)?;
+    let auth = match &d.auth {
+        AuthSpec::None { .. } => "no auth".to_owned(),
+        AuthSpec::Login(l) => format!("login via {}", l.secret.shown()),
+    };
+    let container = match &d.container {
+        Some(c) => format!("container {}", c.image),
+        None => "no container".to_owned(),
+    };
+    if !ui.quiet {
+        println!(
+            "{} is valid: project {}, {} node{}, {auth}, {container}",
+            cli.manifest.display(),
+            d.project,
+            d.nodes.len(),
+            if d.nodes.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn schema() -> miette::Result<u8> {
+    let text = serde_json::to_string_pretty(&crate::manifest::raw::schema())
+        .map_err(|e| miette!("cannot serialise the schema: {e}"))?;
+    println!("{text}");
+    Ok(EXIT_OK)
+}
+
+pub fn render(cli: &Cli) -> miette::Result<u8> {
+    let d = load(cli)?;
+    let text = crate::render::compose::render(&d).ok_or_else(|| {
+        miette!(
+            help = "add a [container] table to run ComfyUI in Docker",
+            "`{}` has no [container], so there is no compose file to render",
+            cli.manifest.display()
+        )
+    })?;
+    print!("{text}");
+    Ok(EXIT_OK)
+}

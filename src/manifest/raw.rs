@@ -1,0 +1,262 @@
+//! The raw manifest: `comfy.toml` as serde reads it.
+//!
+//! These types are the single source of truth for the manifest's shape: the JSON Schema in
+//! `schema/comfy.schema.json` is generated from them (doc comments become descriptions), and the
+//! structural checker in `check.rs` walks that schema. Nothing here is validated beyond its type;
+//! `validate.rs` turns a `Manifest` into a checked `Desired`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A ComfyUI deployment, declared. Paths are relative to the folder holding this file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "comfy.toml")]
+pub struct Manifest {
+    /// What this deployment is called.
+    pub project: Project,
+    /// The host folder that holds `ComfyUI/`.
+    pub workspace: Workspace,
+    /// Provision ComfyUI itself from git, like a node. Without it, `ComfyUI/` must already exist.
+    pub comfyui: Option<ComfyUi>,
+    /// The Docker container that runs ComfyUI. Without it, only the workspace is managed (ComfyUI
+    /// runs elsewhere, e.g. on the host) and no compose file is rendered.
+    pub container: Option<Container>,
+    /// GPU access for the container.
+    #[serde(default)]
+    pub gpu: Gpu,
+    /// Password protection through the ComfyUI-Login custom node.
+    pub auth: Auth,
+    /// Custom nodes, each a git checkout under `ComfyUI/custom_nodes/<name>`.
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+    /// What to do with things the manifest does not mention.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// What this deployment is called.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// Container name and compose project name: lowercase letters, digits, `-` and `_`,
+    /// starting with a letter or digit.
+    pub name: String,
+}
+
+/// The host folder that holds `ComfyUI/`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workspace {
+    /// Folder that holds (or will hold) `ComfyUI/`; bind-mounted into the container as
+    /// `/workspace/ComfyUI`.
+    pub path: String,
+}
+
+/// ComfyUI itself, checked out from git into `<workspace>/ComfyUI`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComfyUi {
+    /// Git URL: `https://`, `ssh://`, `git://`, `file://` or scp-like `user@host:path`.
+    pub git: String,
+    /// Commit (preferred: 7 to 40 hex digits), tag or branch.
+    pub rev: String,
+}
+
+/// The Docker container that runs ComfyUI.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Container {
+    /// Image to run, e.g. `nvidia/cuda:12.4.0-devel-ubuntu22.04`. Must exist locally or be
+    /// pullable.
+    pub image: String,
+    /// Host address the port is published on. `0.0.0.0` exposes ComfyUI to the network
+    /// (needs `auth.mode = "login"` or `policy.allow_public_without_auth`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Host port ComfyUI is published on.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// Python interpreter inside the container, relative to `/workspace/ComfyUI`.
+    #[serde(default = "default_python")]
+    pub python: String,
+    /// Extra arguments for `main.py` (comfyprov sets `--listen`, `--port` and `--cpu` itself).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables for the container. Not for secrets: they end up in the compose file.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Compose file to render, relative to this manifest. Default:
+    /// `docker-compose-with-auth.yml` or `docker-compose-no-auth.yml` by auth mode.
+    pub compose_file: Option<String>,
+    /// Docker restart policy.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1".to_owned()
+}
+
+fn default_port() -> u16 {
+    8188
+}
+
+fn default_python() -> String {
+    "venv/bin/python3".to_owned()
+}
+
+/// Docker restart policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Restart unless stopped by hand.
+    #[default]
+    UnlessStopped,
+    /// Always restart.
+    Always,
+    /// Restart after a crash only.
+    OnFailure,
+    /// Never restart.
+    No,
+}
+
+/// GPU access for the container.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gpu {
+    /// `none` runs ComfyUI with `--cpu`; `nvidia` reserves NVIDIA GPUs.
+    #[serde(default)]
+    pub mode: GpuMode,
+    /// GPU device ids to reserve, e.g. `["0"]`. Give `devices` or `count`, not both.
+    pub devices: Option<Vec<String>>,
+    /// How many GPUs to reserve: a number or `"all"` (the default with `mode = "nvidia"`).
+    pub count: Option<GpuCount>,
+}
+
+/// `none` runs ComfyUI with `--cpu`; `nvidia` reserves NVIDIA GPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuMode {
+    /// No GPU: ComfyUI runs with `--cpu`.
+    #[default]
+    None,
+    /// NVIDIA GPUs reserved through the NVIDIA container runtime.
+    Nvidia,
+}
+
+/// How many GPUs to reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum GpuCount {
+    /// This many GPUs.
+    Count(#[schemars(range(min = 1))] u32),
+    /// Every GPU.
+    All(AllGpus),
+}
+
+/// Every GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AllGpus {
+    /// Every GPU.
+    All,
+}
+
+/// Password protection through the ComfyUI-Login custom node.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// `login` protects ComfyUI with ComfyUI-Login (declare it in `[[nodes]]`); `none` keeps that
+    /// node disabled.
+    pub mode: AuthMode,
+    /// Username written on line 2 of `login/PASSWORD`.
+    #[serde(default = "default_username")]
+    pub username: String,
+    /// File holding the plaintext password (at most 72 bytes; one trailing newline is ignored).
+    pub password_file: Option<String>,
+    /// File holding a ready bcrypt hash (`$2b$12$…`), copied to `login/PASSWORD` as is.
+    pub hash_file: Option<String>,
+    /// Environment variable holding the plaintext password.
+    pub password_env: Option<String>,
+    /// Generate a strong random password into `password_file` (mode 0600) when it is missing.
+    #[serde(default)]
+    pub generate: bool,
+    /// bcrypt cost used when hashing a plaintext password.
+    #[serde(default = "default_cost")]
+    #[schemars(range(min = 10, max = 15))]
+    pub bcrypt_cost: u32,
+    /// Directory name of the ComfyUI-Login node under `custom_nodes/`.
+    #[serde(default = "default_login_node")]
+    pub login_node: String,
+}
+
+fn default_username() -> String {
+    "admin".to_owned()
+}
+
+fn default_cost() -> u32 {
+    12
+}
+
+fn default_login_node() -> String {
+    "ComfyUI-Login".to_owned()
+}
+
+/// `login` protects ComfyUI with ComfyUI-Login; `none` keeps that node disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No password: the ComfyUI-Login node must be absent or disabled.
+    None,
+    /// Password protection by ComfyUI-Login (`login/PASSWORD`).
+    Login,
+}
+
+/// A custom node: a git checkout under `ComfyUI/custom_nodes/<name>`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Directory name under `custom_nodes/` (a plain name: no `/`, no `..`, no `.disabled`).
+    pub name: String,
+    /// Git URL: `https://`, `ssh://`, `git://`, `file://` or scp-like `user@host:path`.
+    pub git: String,
+    /// Commit (preferred: 7 to 40 hex digits), tag or branch.
+    pub rev: String,
+    /// Install the node's `requirements.txt` with the container's Python.
+    #[serde(default)]
+    pub requirements: bool,
+}
+
+/// What to do with things the manifest does not mention.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Directories in `custom_nodes/` that no `[[nodes]]` entry names: `keep` them (reported) or
+    /// `disable` them (renamed to `<dir>.disabled`, never deleted).
+    #[serde(default)]
+    pub unmanaged_nodes: UnmanagedNodes,
+    /// Allow `auth.mode = "none"` with a non-loopback `container.listen`.
+    #[serde(default)]
+    pub allow_public_without_auth: bool,
+}
+
+/// What to do with directories in `custom_nodes/` that the manifest does not name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmanagedNodes {
+    /// Leave them alone; `plan` lists them.
+    #[default]
+    Keep,
+    /// Rename them to `<dir>.disabled` so ComfyUI skips them.
+    Disable,
+}
+
+/// The JSON Schema of `comfy.toml`, as committed in `schema/comfy.schema.json`.
+pub fn schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Manifest);
+    schema.to_value()
+}

@@ -1,0 +1,336 @@
+//! The ComfyUI-Login password: `ComfyUI/login/PASSWORD` (line 1 a bcrypt hash, which is also the
+//! API token; line 2 the username), the legacy `ComfyUI/PASSWORD`, and the secret they must match.
+//!
+//! A hash is compared with the password by bcrypt verify, never by bytes: a new salt changes the
+//! hash. Verify costs ~250 ms at cost 12, so its verdict is cached in
+//! `<workspace>/.comfyprov/password-check.json`, keyed on the secret file's identity and metadata
+//! and a digest of the PASSWORD file. The cache never holds anything derived from the plaintext,
+//! which would let anyone who reads it test guesses quickly.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{SecretState, sha256_hex};
+use crate::manifest::{AuthSpec, Desired, SecretSource};
+use crate::secret::{Secret, parse_bcrypt_hash, strip_newline};
+
+/// `login/PASSWORD` and the legacy `ComfyUI/PASSWORD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PasswordState {
+    pub file: PasswordFile,
+    pub legacy: PasswordFile,
+    /// Digest of `login/PASSWORD`'s content: part of the plan fingerprint, never printed.
+    #[serde(skip)]
+    pub digest: String,
+    #[serde(skip)]
+    pub legacy_digest: String,
+}
+
+/// One PASSWORD file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PasswordFile {
+    Missing,
+    Unreadable {
+        error: String,
+    },
+    Present {
+        hash: HashState,
+        /// Line 2, if present.
+        username: Option<String>,
+        /// Permission bits.
+        mode: u32,
+    },
+}
+
+/// Whether line 1 of a PASSWORD file matches the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum HashState {
+    /// The hash verifies the password (or equals the ready hash).
+    Verified,
+    /// It does not.
+    Mismatch,
+    /// Line 1 is not a bcrypt hash.
+    Malformed,
+    /// Not compared, and why (no secret to compare with).
+    Unchecked { reason: String },
+}
+
+/// The secret, read for comparison only.
+enum SecretValue {
+    Password(Secret),
+    Hash(Secret),
+}
+
+pub fn observe(desired: &Desired, comfy: &Path) -> (SecretState, PasswordState) {
+    let login_file = comfy.join("login").join("PASSWORD");
+    let legacy_file = comfy.join("PASSWORD");
+    let AuthSpec::Login(login) = &desired.auth else {
+        let unchecked = || HashState::Unchecked {
+            reason: "auth.mode is none".to_owned(),
+        };
+        let (file, digest) = read_password_file(&login_file, |_| unchecked());
+        let (legacy, legacy_digest) = read_password_file(&legacy_file, |_| unchecked());
+        return (
+            SecretState::NotUsed,
+            PasswordState {
+                file,
+                legacy,
+                digest,
+                legacy_digest,
+            },
+        );
+    };
+
+    let (secret_state, value, identity) = read_secret(&login.secret);
+    let cache_path = cache_path(&desired.workspace.path);
+    let mut cache = Cache::load(&cache_path);
+    let mut verify = |hash_line: &[u8], file_digest: &str| -> HashState {
+        let Some(value) = &value else {
+            return HashState::Unchecked {
+                reason: "the secret is not available".to_owned(),
+            };
+        };
+        if parse_bcrypt_hash(hash_line).is_none() {
+            return HashState::Malformed;
+        }
+        match value {
+            SecretValue::Hash(h) => {
+                if h.expose() == hash_line {
+                    HashState::Verified
+                } else {
+                    HashState::Mismatch
+                }
+            }
+            SecretValue::Password(pw) => {
+                if let Some(id) = &identity
+                    && let Some(v) = cache.get(id, file_digest)
+                {
+                    return if v {
+                        HashState::Verified
+                    } else {
+                        HashState::Mismatch
+                    };
+                }
+                let hash = String::from_utf8_lossy(hash_line);
+                let ok = bcrypt::verify(pw.expose(), &hash).unwrap_or(false);
+                if let Some(id) = &identity {
+                    cache.put(id, file_digest, ok);
+                }
+                if ok {
+                    HashState::Verified
+                } else {
+                    HashState::Mismatch
+                }
+            }
+        }
+    };
+    let (file, digest) = read_password_file(&login_file, |(line, d)| verify(line, d));
+    let (legacy, legacy_digest) = read_password_file(&legacy_file, |(line, d)| verify(line, d));
+    if desired.workspace.path.is_dir() {
+        cache.save(&cache_path);
+    }
+    (
+        secret_state,
+        PasswordState {
+            file,
+            legacy,
+            digest,
+            legacy_digest,
+        },
+    )
+}
+
+/// Read a PASSWORD file; `check` judges line 1 given the content's digest.
+fn read_password_file(
+    path: &Path,
+    check: impl FnOnce((&[u8], &str)) -> HashState,
+) -> (PasswordFile, String) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (PasswordFile::Missing, String::new());
+        }
+        Err(e) => {
+            return (
+                PasswordFile::Unreadable {
+                    error: e.to_string(),
+                },
+                String::new(),
+            );
+        }
+    };
+    let mode = std::fs::metadata(path)
+        .map(|m| m.mode() & 0o7777)
+        .unwrap_or(0);
+    let digest = sha256_hex(&bytes);
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let hash_line = lines.next().map(strip_newline).unwrap_or_default();
+    let hash_line = hash_line.strip_suffix(b"\r").unwrap_or(hash_line);
+    let username = lines
+        .next()
+        .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
+        .filter(|u| !u.is_empty());
+    let hash = check((hash_line, &digest));
+    (
+        PasswordFile::Present {
+            hash,
+            username,
+            mode,
+        },
+        digest,
+    )
+}
+
+/// Read the secret. Returns its state, its value for comparison, and the file identity used as
+/// the cache key (none for environment variables, which have no identity).
+fn read_secret(source: &SecretSource) -> (SecretState, Option<SecretValue>, Option<String>) {
+    let file = match source {
+        SecretSource::PasswordEnv(var) => {
+            return match std::env::var_os(var) {
+                None => (SecretState::Missing, None, None),
+                Some(v) if v.is_empty() => (
+                    SecretState::Unusable {
+                        error: format!("${var} is empty"),
+                    },
+                    None,
+                    None,
+                ),
+                Some(v) => {
+                    use std::os::unix::ffi::OsStringExt;
+                    (
+                        SecretState::Present { mode: None },
+                        Some(SecretValue::Password(Secret::new(v.into_vec()))),
+                        None,
+                    )
+                }
+            };
+        }
+        SecretSource::PasswordFile(f) | SecretSource::HashFile(f) => &f.path,
+    };
+    let (bytes, meta) = match std::fs::read(file).and_then(|b| Ok((b, std::fs::metadata(file)?))) {
+        Ok(x) => x,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (SecretState::Missing, None, None);
+        }
+        Err(e) => {
+            return (
+                SecretState::Unusable {
+                    error: e.to_string(),
+                },
+                None,
+                None,
+            );
+        }
+    };
+    let content = strip_newline(&bytes).to_vec();
+    let state = SecretState::Present {
+        mode: Some(meta.mode() & 0o7777),
+    };
+    let value = match source {
+        SecretSource::HashFile(_) if parse_bcrypt_hash(&content).is_none() => {
+            return (
+                SecretState::Unusable {
+                    error: "it does not hold a bcrypt hash".to_owned(),
+                },
+                None,
+                None,
+            );
+        }
+        SecretSource::HashFile(_) => SecretValue::Hash(Secret::new(content)),
+        _ if content.is_empty() => {
+            return (
+                SecretState::Unusable {
+                    error: "it is empty".to_owned(),
+                },
+                None,
+                None,
+            );
+        }
+        _ => SecretValue::Password(Secret::new(content)),
+    };
+    let identity = format!(
+        "{}|{}:{}|{}|{}.{}|{}.{}",
+        file.display(),
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    );
+    (state, Some(value), Some(identity))
+}
+
+/// Cached bcrypt verdicts.
+#[derive(Default, Serialize, Deserialize)]
+struct Cache {
+    entries: Vec<CacheEntry>,
+    #[serde(skip)]
+    changed: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct CacheEntry {
+    /// Secret file path, device, inode, size, mtime and ctime.
+    secret: String,
+    /// sha256 of the PASSWORD file's content.
+    password_file: String,
+    verified: bool,
+}
+
+const CACHE_ENTRIES: usize = 8;
+
+impl Cache {
+    fn load(path: &Path) -> Cache {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, secret: &str, password_file: &str) -> Option<bool> {
+        self.entries
+            .iter()
+            .find(|e| e.secret == secret && e.password_file == password_file)
+            .map(|e| e.verified)
+    }
+
+    fn put(&mut self, secret: &str, password_file: &str, verified: bool) {
+        self.entries
+            .retain(|e| !(e.secret == secret && e.password_file == password_file));
+        self.entries.insert(
+            0,
+            CacheEntry {
+                secret: secret.to_owned(),
+                password_file: password_file.to_owned(),
+                verified,
+            },
+        );
+        self.entries.truncate(CACHE_ENTRIES);
+        self.changed = true;
+    }
+
+    /// Best effort: a cache that cannot be written only costs time on the next run.
+    fn save(&self, path: &Path) {
+        if !self.changed {
+            return;
+        }
+        let Ok(json) = serde_json::to_vec_pretty(self) else {
+            return;
+        };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::fsutil::write_atomic(path, &json, 0o600);
+    }
+}
+
+/// Where the verify cache lives for a workspace.
+pub fn cache_path(workspace: &Path) -> PathBuf {
+    workspace.join(".comfyprov").join("password-check.json")
+}

@@ -1,0 +1,271 @@
+//! The plan's vocabulary: typed steps, each with the reasons it exists, and notes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Rev;
+
+/// What a git step acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Target {
+    /// `<workspace>/ComfyUI`.
+    ComfyUi,
+    /// `custom_nodes/<name>`.
+    Node(String),
+}
+
+impl Target {
+    /// The target's path relative to the workspace's `ComfyUI/`, for messages.
+    pub fn shown(&self) -> String {
+        match self {
+            Target::ComfyUi => "ComfyUI/".to_owned(),
+            Target::Node(n) => format!("custom_nodes/{n}"),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Target::ComfyUi => "ComfyUI",
+            Target::Node(n) => n,
+        }
+    }
+}
+
+/// Why a checkout cannot simply be moved to its pin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Obstacle {
+    /// Local changes would be lost.
+    Dirty { count: usize, sample: Vec<String> },
+    /// The directory is not a git checkout.
+    NotGit,
+    /// The checkout's `origin` is another repository.
+    ForeignOrigin { found: Option<String> },
+}
+
+/// One action `apply` would take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Create the workspace folder.
+    CreateWorkspace { path: String },
+    /// Clone a repository at its pin (into a temp dir, renamed into place).
+    Clone {
+        target: Target,
+        url: String,
+        rev: Rev,
+    },
+    /// Rename `<name>.disabled` back to `<name>`.
+    Enable { node: String, from: String },
+    /// Move an existing checkout to its pin, fetching if needed.
+    Checkout {
+        target: Target,
+        /// Commit it is at now (abbreviated), if any.
+        from: Option<String>,
+        rev: Rev,
+        /// The commit the rev names locally, if known.
+        resolved: Option<String>,
+    },
+    /// `--force`: move the directory aside to `<dir>.<timestamp>.disabled`, then clone.
+    Replace {
+        target: Target,
+        url: String,
+        rev: Rev,
+        obstacle: Obstacle,
+    },
+    /// Leave the directory alone: changing it would lose work or trust. `--force` replaces it.
+    Refuse { target: Target, obstacle: Obstacle },
+    /// Rename a `custom_nodes/` directory to `<dir>.disabled`.
+    Disable { dir: String },
+    /// Generate a random password into the password file (mode 0600).
+    GeneratePassword { path: String },
+    /// Write `login/PASSWORD` (hash line and username line, mode 0600). With `new_hash`, clients
+    /// need the new token; without it, the existing hash is kept and only the username changes.
+    WritePassword { new_hash: bool, exists: bool },
+    /// Move the legacy `ComfyUI/PASSWORD` to `login/PASSWORD` (its hash, the token, is kept).
+    MoveLegacyPassword,
+    /// Remove the legacy `ComfyUI/PASSWORD`.
+    RemoveLegacyPassword,
+    /// Set `login/PASSWORD` to mode 0600.
+    FixPasswordMode { mode: u32 },
+    /// Write the compose file.
+    RenderCompose { path: String, exists: bool },
+    /// Something apply cannot do on its own; the user must act.
+    Blocked { subject: String, help: String },
+}
+
+/// How a step is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `+` something new.
+    Create,
+    /// `~` something changed in place.
+    Change,
+    /// `-` something disabled or removed.
+    Remove,
+    /// `!` refused or blocked: apply will not do it.
+    Refuse,
+}
+
+impl Kind {
+    pub fn symbol(self) -> char {
+        match self {
+            Kind::Create => '+',
+            Kind::Change => '~',
+            Kind::Remove => '-',
+            Kind::Refuse => '!',
+        }
+    }
+}
+
+/// A step: an action and every reason for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub action: Action,
+    pub reasons: Vec<String>,
+}
+
+fn short(oid: &str) -> &str {
+    &oid[..oid.len().min(7)]
+}
+
+/// How to show a rev with what it resolved to: `v1.0 (a1b2c3d)`.
+fn rev_shown(rev: &Rev, resolved: Option<&str>) -> String {
+    match (rev, resolved) {
+        (Rev::Named(n), Some(c)) => format!("{n} ({})", short(c)),
+        (Rev::Commit(c), _) => short(c).to_owned(),
+        (Rev::Named(n), None) => n.clone(),
+    }
+}
+
+impl Action {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Action::CreateWorkspace { .. }
+            | Action::Clone { .. }
+            | Action::GeneratePassword { .. }
+            | Action::Enable { .. }
+            | Action::WritePassword { exists: false, .. }
+            | Action::RenderCompose { exists: false, .. } => Kind::Create,
+            Action::Checkout { .. }
+            | Action::Replace { .. }
+            | Action::WritePassword { .. }
+            | Action::MoveLegacyPassword
+            | Action::FixPasswordMode { .. }
+            | Action::RenderCompose { .. } => Kind::Change,
+            Action::Disable { .. } | Action::RemoveLegacyPassword => Kind::Remove,
+            Action::Refuse { .. } | Action::Blocked { .. } => Kind::Refuse,
+        }
+    }
+
+    /// One-line description: verb and object.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::CreateWorkspace { path } => format!("create workspace {path}"),
+            Action::Clone { target, rev, .. } => {
+                format!("clone {} @ {}", target.name(), rev_shown(rev, None))
+            }
+            Action::Enable { node, from } => format!("enable {node} (rename {from})"),
+            Action::Checkout {
+                target,
+                from,
+                rev,
+                resolved,
+                ..
+            } => {
+                let from = from.as_deref().map(short).unwrap_or("no commit");
+                format!(
+                    "checkout {} {from} → {}",
+                    target.name(),
+                    rev_shown(rev, resolved.as_deref())
+                )
+            }
+            Action::Replace { target, rev, .. } => {
+                format!(
+                    "replace {} with a clone @ {} (old dir kept aside)",
+                    target.name(),
+                    rev_shown(rev, None)
+                )
+            }
+            Action::Refuse { target, .. } => format!("refuse {}", target.shown()),
+            Action::Disable { dir } => format!("disable custom_nodes/{dir}"),
+            Action::GeneratePassword { path } => format!("generate password {path}"),
+            Action::WritePassword { new_hash: true, .. } => "write login/PASSWORD".to_owned(),
+            Action::WritePassword {
+                new_hash: false, ..
+            } => "write login/PASSWORD username line (hash kept)".to_owned(),
+            Action::MoveLegacyPassword => "move ComfyUI/PASSWORD → login/PASSWORD".to_owned(),
+            Action::RemoveLegacyPassword => "remove legacy ComfyUI/PASSWORD".to_owned(),
+            Action::FixPasswordMode { mode } => format!("chmod login/PASSWORD {mode:04o} → 0600"),
+            Action::RenderCompose { path, .. } => format!("render {path}"),
+            Action::Blocked { subject, .. } => format!("blocked: {subject}"),
+        }
+    }
+
+    /// Whether ComfyUI must restart to see the result (it reads nodes and PASSWORD at start).
+    pub fn needs_restart(&self) -> bool {
+        match self {
+            Action::Clone { .. }
+            | Action::Enable { .. }
+            | Action::Checkout { .. }
+            | Action::Replace { .. }
+            | Action::Disable { .. } => true,
+            Action::WritePassword { new_hash, .. } => *new_hash,
+            _ => false,
+        }
+    }
+}
+
+/// Something worth knowing that is not a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
+pub enum Note {
+    /// The container was not looked at.
+    ContainerNotObserved { reason: String },
+    /// An unmanaged node directory kept by `policy.unmanaged_nodes = "keep"`.
+    KeptUnmanaged { dir: String },
+    /// A checkout at its pin but with local changes (apply leaves it; `--force` replaces it).
+    DirtyAtPin {
+        target: Target,
+        count: usize,
+        sample: Vec<String>,
+    },
+    /// The secret file can be read by other users.
+    SecretReadableByOthers { path: String, mode: u32 },
+    /// What a running ComfyUI must restart to pick up.
+    RestartNeeded { reasons: Vec<String> },
+}
+
+impl Note {
+    pub fn message(&self) -> String {
+        match self {
+            Note::ContainerNotObserved { reason } => format!("container not observed: {reason}"),
+            Note::KeptUnmanaged { dir } => format!(
+                "custom_nodes/{dir} is not in the manifest; kept (policy.unmanaged_nodes = \"keep\"), ComfyUI loads it"
+            ),
+            Note::DirtyAtPin {
+                target,
+                count,
+                sample,
+            } => format!(
+                "{} is at its pin but has {count} local change{} ({}); left as is, `--force` replaces it",
+                target.shown(),
+                if *count == 1 { "" } else { "s" },
+                sample.join(", ")
+            ),
+            Note::SecretReadableByOthers { path, mode } => {
+                format!(
+                    "{path} is readable by other users (mode {mode:04o}); run `chmod 600 {path}`"
+                )
+            }
+            Note::RestartNeeded { reasons } => {
+                format!(
+                    "a running ComfyUI must restart to pick up: {}",
+                    reasons.join("; ")
+                )
+            }
+        }
+    }
+}

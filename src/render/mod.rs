@@ -1,0 +1,3 @@
+//! Rendering: `Desired` → files. Pure functions with deterministic output.
+
+pub mod compose;
