@@ -503,7 +503,7 @@ impl<'a> Checker<'a> {
                         .problem(
                             "unknown_key",
                             k.span(),
-                            format!("unknown key `{key}` in {}", table_name(&here)),
+                            format!("unknown key `{key}` {}", table_name(&here)),
                         )
                         .label("unknown key")
                         .help(help);
@@ -536,7 +536,7 @@ impl<'a> Checker<'a> {
                 let mut help = if is_table {
                     format!("add a `[{r}]` table")
                 } else {
-                    format!("add `{r} = …` to {}", table_name(&here))
+                    format!("add `{r} = …` {}", table_name(&here))
                 };
                 if let Some(d) = desc {
                     help.push_str(": ");
@@ -548,7 +548,7 @@ impl<'a> Checker<'a> {
                     .problem(
                         "missing_key",
                         at,
-                        format!("missing {what} in {}", table_name(&here)),
+                        format!("missing {what} {}", table_name(&here)),
                     )
                     .label(format!("`{r}` is required here"))
                     .help(help);
@@ -559,11 +559,12 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// `at the top level` or ``in `[container]` ``, for messages.
 fn table_name(here: &str) -> String {
     if here == "the top level" {
-        here.to_owned()
+        "at the top level".to_owned()
     } else {
-        format!("`[{here}]`")
+        format!("in `[{here}]`")
     }
 }
 

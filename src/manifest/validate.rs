@@ -341,11 +341,11 @@ pub fn check_git_url(url: &str) -> Result<(), (String, String)> {
     {
         return err("remote helpers (`ext::`, `fd::`, `<transport>::`) can run arbitrary commands");
     }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return err("it contains whitespace or a control character");
-    }
     if url.starts_with('-') {
         return err("it starts with `-`, which git would read as an option");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return err("it contains whitespace or a control character");
     }
     if let Some((scheme, rest)) = url.split_once("://") {
         let rest_ok = |r: &str| !r.is_empty() && !r.starts_with('/');

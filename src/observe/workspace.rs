@@ -159,10 +159,13 @@ pub fn resolve(repo: &Repository, rev: &Rev) -> Option<String> {
     }
 }
 
-/// Python writes `__pycache__/` and `*.pyc` into node folders when ComfyUI imports them; many
-/// node repositories do not ignore them, and they are not local changes anyone made.
-fn is_python_cache(path: &str) -> bool {
-    path.ends_with(".pyc") || path.split('/').any(|c| c == "__pycache__")
+/// Files that running ComfyUI writes into node folders, which many node repositories do not
+/// ignore: Python's `__pycache__/` and `*.pyc`, and ComfyUI-Login's session key
+/// `.secret-key.txt`. They are not local changes anyone made, so they do not make a checkout dirty.
+pub fn is_runtime_artefact(path: &str) -> bool {
+    path.ends_with(".pyc")
+        || path == ".secret-key.txt"
+        || path.split('/').any(|c| c == "__pycache__")
 }
 
 fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::Error> {
@@ -176,7 +179,7 @@ fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::Erro
     let changed: Vec<String> = statuses
         .iter()
         .filter_map(|s| s.path().map(str::to_owned))
-        .filter(|p| !is_python_cache(p))
+        .filter(|p| !is_runtime_artefact(p))
         .collect();
     Ok((!changed.is_empty()).then(|| Dirty {
         count: changed.len(),
