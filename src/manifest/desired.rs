@@ -60,6 +60,14 @@ impl Rev {
         }
     }
 
+    /// For messages: a commit abbreviated to 7 digits, a name as is.
+    pub fn short(&self) -> &str {
+        match self {
+            Rev::Commit(c) => &c[..c.len().min(7)],
+            Rev::Named(n) => n,
+        }
+    }
+
     /// Whether the commit `oid` (full hex) is what this rev names, given what the rev resolved
     /// to in the checkout (for named revs).
     pub fn matches(&self, oid: &str, resolved: Option<&str>) -> bool {

@@ -247,7 +247,7 @@ fn plan_checkout(
                     let why = if at_pin {
                         why
                     } else {
-                        format!("{why} and must move to {}", src.rev)
+                        format!("{why} and must move to {}", src.rev.short())
                     };
                     obstruct(
                         plan,
@@ -281,7 +281,11 @@ fn checkout_if_needed(plan: &mut Plan, target: &Target, src: &GitSource, c: &Che
                 short(h)
             )
         }
-        (Some(h), rev, _) => format!("{shown} is at {}, the manifest pins {rev}", short(h)),
+        (Some(h), rev, _) => format!(
+            "{shown} is at {}, the manifest pins {}",
+            short(h),
+            rev.short()
+        ),
     };
     plan.push(
         Action::Checkout {

@@ -1,0 +1,649 @@
+//! The planner, scenario by scenario: a `Desired` from a manifest, an `Observed` built by hand,
+//! and a snapshot of the plan as `comfyprov plan` prints it. Pure and fast: no disk, no git.
+
+use std::path::Path;
+
+use comfyprov::manifest::{self, Desired};
+use comfyprov::observe::login::{HashState, PasswordFile, PasswordState};
+use comfyprov::observe::{
+    Checkout, ContainerState, DirState, Dirty, FileState, NodeDir, Observed, SecretState,
+    sha256_hex,
+};
+use comfyprov::plan::{self, Options, Plan, display};
+
+const LOGIN_PIN: &str = "69109257f4629a11ebe26cd65667536c4f8dddcb";
+const OTHER: &str = "1111111111111111111111111111111111111111";
+const COMFY_TAG_COMMIT: &str = "2222222222222222222222222222222222222222";
+const LOGIN_URL: &str = "https://github.com/liusida/ComfyUI-Login";
+
+const BASE: &str = r#"
+[project]
+name = "qwen"
+
+[workspace]
+path = "./workspace"
+
+[comfyui]
+git = "https://github.com/comfyanonymous/ComfyUI"
+rev = "v0.3.68"
+
+[container]
+image = "nvidia/cuda:12.4.0-devel-ubuntu22.04"
+listen = "0.0.0.0"
+
+[gpu]
+mode = "nvidia"
+devices = ["0"]
+
+[auth]
+mode = "login"
+password_file = ".secrets/pw"
+generate = true
+
+[[nodes]]
+name = "ComfyUI-Login"
+git = "https://github.com/liusida/ComfyUI-Login"
+rev = "69109257f4629a11ebe26cd65667536c4f8dddcb"
+"#;
+
+fn desired_from(text: &str) -> Desired {
+    match manifest::parse("comfy.toml", text.to_owned(), Path::new("/nonexistent")) {
+        Ok(d) => d,
+        Err(p) => panic!("{}", manifest::diag::render_plain(&p, 80)),
+    }
+}
+
+fn desired() -> Desired {
+    desired_from(BASE)
+}
+
+fn checkout(head: &str, origin: &str) -> DirState {
+    DirState::Git(Checkout {
+        head: Some(head.to_owned()),
+        origin: Some(origin.to_owned()),
+        dirty: None,
+        resolved: None,
+    })
+}
+
+fn node(dir: &str, state: Option<DirState>) -> NodeDir {
+    NodeDir {
+        dir: dir.to_owned(),
+        state,
+    }
+}
+
+fn good_password() -> PasswordFile {
+    PasswordFile::Present {
+        hash: HashState::Verified,
+        username: Some("admin".to_owned()),
+        mode: 0o600,
+    }
+}
+
+/// Reality exactly as `d` declares it.
+fn converged(d: &Desired) -> Observed {
+    let compose = comfyprov::render::compose::render(d).map(|y| FileState::Present {
+        sha256: sha256_hex(y.as_bytes()),
+    });
+    let mut nodes: Vec<NodeDir> = d
+        .nodes
+        .iter()
+        .map(|n| {
+            node(
+                &n.name,
+                Some(checkout(&commit_of(&n.source.rev), &n.source.url)),
+            )
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Observed {
+        workspace_exists: true,
+        comfyui: DirState::Git(Checkout {
+            head: Some(COMFY_TAG_COMMIT.to_owned()),
+            origin: Some("https://github.com/comfyanonymous/ComfyUI".to_owned()),
+            dirty: None,
+            resolved: Some(COMFY_TAG_COMMIT.to_owned()),
+        }),
+        custom_nodes: nodes,
+        secret: match d.auth {
+            manifest::AuthSpec::None { .. } => SecretState::NotUsed,
+            _ => SecretState::Present { mode: Some(0o600) },
+        },
+        password: PasswordState {
+            file: good_password(),
+            legacy: PasswordFile::Missing,
+            digest: String::new(),
+            legacy_digest: String::new(),
+        },
+        compose,
+        container: match d.container {
+            Some(_) => ContainerState::NotObserved {
+                reason: "comfyprov does not manage containers yet".to_owned(),
+            },
+            None => ContainerState::NotManaged,
+        },
+    }
+}
+
+/// A full commit id for a pin in these tests (commit pins are written in full here).
+fn commit_of(rev: &manifest::Rev) -> String {
+    match rev {
+        manifest::Rev::Commit(c) => format!("{c:0<40}"),
+        manifest::Rev::Named(_) => OTHER.to_owned(),
+    }
+}
+
+fn set_node(o: &mut Observed, dir: &str, state: Option<DirState>) {
+    o.custom_nodes.retain(|n| n.dir != dir);
+    o.custom_nodes.push(node(dir, state));
+    o.custom_nodes.sort_by(|a, b| a.dir.cmp(&b.dir));
+}
+
+fn render(p: &Plan) -> String {
+    display::render(p, "qwen (comfy.toml)", false)
+}
+
+fn run(d: &Desired, o: &Observed) -> String {
+    render(&plan::plan(d, o, &Options::default()))
+}
+
+fn run_forced(d: &Desired, o: &Observed) -> String {
+    render(&plan::plan(d, o, &Options { force: true }))
+}
+
+macro_rules! scenario {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            let out: String = $body;
+            insta::with_settings!({ snapshot_path => "snapshots/plan", prepend_module_to_snapshot => false }, {
+                insta::assert_snapshot!(stringify!($name), out);
+            });
+        }
+    };
+}
+
+#[test]
+fn converged_workspace_plans_nothing() {
+    let d = desired();
+    let p = plan::plan(&d, &converged(&d), &Options::default());
+    assert!(!p.has_changes(), "unexpected steps: {:#?}", p.steps);
+    assert_eq!(p.notes.len(), 1, "only the container note: {:#?}", p.notes);
+}
+
+#[test]
+fn planning_is_deterministic() {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", None);
+    set_node(&mut o, "Extra", None);
+    o.password.file = PasswordFile::Missing;
+    assert_eq!(
+        plan::plan(&d, &o, &Options::default()),
+        plan::plan(&d, &o, &Options::default())
+    );
+}
+
+scenario!(fresh_machine_plans_everything, {
+    let d = desired();
+    let o = Observed {
+        workspace_exists: false,
+        comfyui: DirState::Missing,
+        custom_nodes: vec![],
+        secret: SecretState::Missing,
+        password: PasswordState {
+            file: PasswordFile::Missing,
+            legacy: PasswordFile::Missing,
+            digest: String::new(),
+            legacy_digest: String::new(),
+        },
+        compose: Some(FileState::Missing),
+        container: ContainerState::NotObserved {
+            reason: "not yet".to_owned(),
+        },
+    };
+    run(&d, &o)
+});
+
+scenario!(missing_node_is_cloned, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.custom_nodes.clear();
+    run(&d, &o)
+});
+
+scenario!(node_at_another_commit_is_checked_out, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(checkout(OTHER, LOGIN_URL)));
+    run(&d, &o)
+});
+
+scenario!(short_commit_pin_matches_by_prefix, {
+    let d = desired_from(&BASE.replace(LOGIN_PIN, "6910925"));
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(checkout(LOGIN_PIN, LOGIN_URL)),
+    );
+    run(&d, &o)
+});
+
+scenario!(comfyui_at_another_tag_is_checked_out, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.comfyui = DirState::Git(Checkout {
+        head: Some(OTHER.to_owned()),
+        origin: Some("https://github.com/comfyanonymous/ComfyUI.git".to_owned()),
+        dirty: None,
+        resolved: Some(COMFY_TAG_COMMIT.to_owned()),
+    });
+    run(&d, &o)
+});
+
+scenario!(tag_not_fetched_yet_is_checked_out_after_fetch, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.comfyui = DirState::Git(Checkout {
+        head: Some(OTHER.to_owned()),
+        origin: Some("https://github.com/comfyanonymous/ComfyUI".to_owned()),
+        dirty: None,
+        resolved: None,
+    });
+    run(&d, &o)
+});
+
+scenario!(comfyui_missing_without_comfyui_table_is_blocked, {
+    let d = desired_from(&BASE.replace(
+        "[comfyui]\ngit = \"https://github.com/comfyanonymous/ComfyUI\"\nrev = \"v0.3.68\"\n",
+        "",
+    ));
+    let mut o = converged(&d);
+    o.comfyui = DirState::Missing;
+    run(&d, &o)
+});
+
+scenario!(dirty_node_that_must_move_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(DirState::Git(Checkout {
+            head: Some(OTHER.to_owned()),
+            origin: Some(LOGIN_URL.to_owned()),
+            dirty: Some(Dirty {
+                count: 2,
+                sample: vec!["password.py".to_owned(), "notes.txt".to_owned()],
+            }),
+            resolved: None,
+        })),
+    );
+    run(&d, &o)
+});
+
+scenario!(dirty_node_with_force_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(DirState::Git(Checkout {
+            head: Some(OTHER.to_owned()),
+            origin: Some(LOGIN_URL.to_owned()),
+            dirty: Some(Dirty {
+                count: 1,
+                sample: vec!["password.py".to_owned()],
+            }),
+            resolved: None,
+        })),
+    );
+    run_forced(&d, &o)
+});
+
+scenario!(dirty_node_at_its_pin_is_only_noted, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(DirState::Git(Checkout {
+            head: Some(LOGIN_PIN.to_owned()),
+            origin: Some(LOGIN_URL.to_owned()),
+            dirty: Some(Dirty {
+                count: 1,
+                sample: vec!["login.html".to_owned()],
+            }),
+            resolved: None,
+        })),
+    );
+    run(&d, &o)
+});
+
+scenario!(non_git_node_dir_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(DirState::NotGit));
+    run(&d, &o)
+});
+
+scenario!(non_git_node_dir_with_force_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(DirState::NotGit));
+    run_forced(&d, &o)
+});
+
+scenario!(foreign_origin_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(checkout(
+            LOGIN_PIN,
+            "https://github.com/someone/ComfyUI-Login-fork",
+        )),
+    );
+    run(&d, &o)
+});
+
+scenario!(checkout_without_origin_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(DirState::Git(Checkout {
+            head: Some(LOGIN_PIN.to_owned()),
+            ..Checkout::default()
+        })),
+    );
+    run(&d, &o)
+});
+
+#[test]
+fn origin_with_git_suffix_or_slash_is_the_same_repository() {
+    let d = desired();
+    for origin in [format!("{LOGIN_URL}.git"), format!("{LOGIN_URL}/")] {
+        let mut o = converged(&d);
+        set_node(&mut o, "ComfyUI-Login", Some(checkout(LOGIN_PIN, &origin)));
+        assert!(
+            !plan::plan(&d, &o, &Options::default()).has_changes(),
+            "{origin}"
+        );
+    }
+}
+
+scenario!(disabled_twin_is_enabled_and_checked_out, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.custom_nodes.clear();
+    set_node(
+        &mut o,
+        "ComfyUI-Login.disabled",
+        Some(checkout(OTHER, LOGIN_URL)),
+    );
+    run(&d, &o)
+});
+
+scenario!(unmanaged_dirs_are_kept_and_listed_under_keep_policy, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login.bak", None);
+    set_node(&mut o, "SomethingElse", None);
+    run(&d, &o)
+});
+
+scenario!(unmanaged_dirs_are_disabled_under_disable_policy, {
+    let d = desired_from(&format!(
+        "{BASE}\n[policy]\nunmanaged_nodes = \"disable\"\n"
+    ));
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login.bak", None);
+    set_node(&mut o, "SomethingElse", None);
+    set_node(&mut o, "Old.disabled", None);
+    run(&d, &o)
+});
+
+scenario!(auth_none_disables_the_login_node, {
+    let d = desired_from(
+        r#"
+[project]
+name = "qwen"
+[workspace]
+path = "./workspace"
+[container]
+image = "img"
+listen = "127.0.0.1"
+[auth]
+mode = "none"
+"#,
+    );
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", None);
+    run(&d, &o)
+});
+
+scenario!(missing_password_file_is_written, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Missing;
+    run(&d, &o)
+});
+
+scenario!(stale_password_hash_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Present {
+        hash: HashState::Mismatch,
+        username: Some("admin".to_owned()),
+        mode: 0o600,
+    };
+    run(&d, &o)
+});
+
+scenario!(malformed_password_hash_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Present {
+        hash: HashState::Malformed,
+        username: Some("admin".to_owned()),
+        mode: 0o600,
+    };
+    run(&d, &o)
+});
+
+scenario!(password_without_username_line_keeps_its_hash, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Present {
+        hash: HashState::Verified,
+        username: None,
+        mode: 0o600,
+    };
+    run(&d, &o)
+});
+
+scenario!(password_with_another_username_keeps_its_hash, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Present {
+        hash: HashState::Verified,
+        username: Some("root".to_owned()),
+        mode: 0o600,
+    };
+    run(&d, &o)
+});
+
+scenario!(world_readable_password_gets_mode_0600, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Present {
+        hash: HashState::Verified,
+        username: Some("admin".to_owned()),
+        mode: 0o644,
+    };
+    run(&d, &o)
+});
+
+scenario!(legacy_password_that_verifies_is_moved_keeping_the_token, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Missing;
+    o.password.legacy = good_password();
+    run(&d, &o)
+});
+
+scenario!(legacy_password_without_username_is_moved_then_completed, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Missing;
+    o.password.legacy = PasswordFile::Present {
+        hash: HashState::Verified,
+        username: None,
+        mode: 0o644,
+    };
+    run(&d, &o)
+});
+
+scenario!(stale_legacy_password_is_removed_and_a_new_one_written, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Missing;
+    o.password.legacy = PasswordFile::Present {
+        hash: HashState::Mismatch,
+        username: Some("admin".to_owned()),
+        mode: 0o644,
+    };
+    run(&d, &o)
+});
+
+scenario!(legacy_password_beside_a_good_one_is_removed, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.legacy = good_password();
+    run(&d, &o)
+});
+
+scenario!(missing_secret_without_generate_blocks, {
+    let d = desired_from(&BASE.replace("generate = true\n", ""));
+    let mut o = converged(&d);
+    o.secret = SecretState::Missing;
+    o.password.file = PasswordFile::Present {
+        hash: HashState::Unchecked {
+            reason: "no secret".to_owned(),
+        },
+        username: Some("admin".to_owned()),
+        mode: 0o600,
+    };
+    run(&d, &o)
+});
+
+scenario!(missing_secret_with_generate_is_generated_and_written, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.secret = SecretState::Missing;
+    run(&d, &o)
+});
+
+scenario!(unset_password_variable_blocks, {
+    let d = desired_from(&BASE.replace(
+        "password_file = \".secrets/pw\"\ngenerate = true",
+        "password_env = \"COMFY_PW\"",
+    ));
+    let mut o = converged(&d);
+    o.secret = SecretState::Missing;
+    run(&d, &o)
+});
+
+scenario!(secret_readable_by_others_is_noted, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.secret = SecretState::Present { mode: Some(0o644) };
+    run(&d, &o)
+});
+
+scenario!(ready_hash_that_differs_is_copied, {
+    let d = desired_from(&BASE.replace(
+        "password_file = \".secrets/pw\"\ngenerate = true",
+        "hash_file = \".secrets/hash\"",
+    ));
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Present {
+        hash: HashState::Mismatch,
+        username: Some("admin".to_owned()),
+        mode: 0o600,
+    };
+    run(&d, &o)
+});
+
+scenario!(missing_compose_file_is_rendered, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.compose = Some(FileState::Missing);
+    run(&d, &o)
+});
+
+scenario!(compose_file_edited_by_hand_is_rendered_again, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.compose = Some(FileState::Present {
+        sha256: sha256_hex(b"services: {}\n"),
+    });
+    run(&d, &o)
+});
+
+scenario!(workspace_only_manifest_has_no_compose_or_container, {
+    let d = desired_from(
+        r#"
+[project]
+name = "host"
+[workspace]
+path = "/opt/comfy"
+[auth]
+mode = "login"
+password_file = "/etc/comfy/pw"
+[[nodes]]
+name = "ComfyUI-Login"
+git = "https://github.com/liusida/ComfyUI-Login"
+rev = "69109257f4629a11ebe26cd65667536c4f8dddcb"
+"#,
+    );
+    let mut o = converged(&d);
+    o.custom_nodes.clear();
+    run(&d, &o)
+});
+
+scenario!(many_drifts_at_once_restart_once_with_every_reason, {
+    let d = desired_from(&format!(
+        "{BASE}\n[[nodes]]\nname = \"rgthree-comfy\"\ngit = \"https://github.com/rgthree/rgthree-comfy\"\nrev = \"454e645b745c096ad8aeb430e848d9f0a51f169b\"\n[policy]\nunmanaged_nodes = \"disable\"\n"
+    ));
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(checkout(OTHER, LOGIN_URL)));
+    set_node(&mut o, "rgthree-comfy", None);
+    set_node(&mut o, "rgthree-comfy", Some(DirState::Missing));
+    set_node(&mut o, "Leftover", None);
+    o.password.file = PasswordFile::Present {
+        hash: HashState::Mismatch,
+        username: Some("admin".to_owned()),
+        mode: 0o600,
+    };
+    o.compose = Some(FileState::Missing);
+    run(&d, &o)
+});
+
+#[test]
+fn plan_json_has_a_format_version_and_typed_steps() {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(checkout(OTHER, LOGIN_URL)));
+    o.password.file = PasswordFile::Missing;
+    let p = plan::plan(&d, &o, &Options::default());
+    let json = display::json(&p, "comfy.toml", "qwen", "f1ng3rpr1nt");
+    insta::with_settings!({ snapshot_path => "snapshots/plan", prepend_module_to_snapshot => false }, {
+        insta::assert_json_snapshot!("plan_json", json);
+    });
+}
