@@ -590,7 +590,8 @@ fn container_spec(
         Some(f) => {
             let valid = (f.ends_with(".yml") || f.ends_with(".yaml"))
                 && !f.starts_with('/')
-                && !f.split('/').any(|s| s == "..");
+                && !f.split('/').any(|s| s == "..")
+                && !f.chars().any(char::is_control);
             if !valid {
                 cx.err(
                     "compose_file",

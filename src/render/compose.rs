@@ -89,7 +89,12 @@ pub fn render(desired: &Desired) -> Option<String> {
         w,
         "# No secret is stored here: ComfyUI-Login reads login/PASSWORD from the mounted ComfyUI folder."
     );
-    let _ = writeln!(w, "name: {}", quote(&desired.project));
+    // No top-level `name:`: docker-compose 1.x (still Debian's) rejects it; `-p` works in both.
+    let _ = writeln!(
+        w,
+        "# Run: docker-compose -p {} -f {} up -d",
+        desired.project, c.compose_file.shown
+    );
     let _ = writeln!(w, "services:");
     let _ = writeln!(w, "  comfyui:");
     let _ = writeln!(w, "    image: {}", quote(&c.image));
