@@ -334,3 +334,21 @@ fn rendered_compose_is_accepted_by_docker_compose_and_keeps_dollars_literal() {
     assert!(config.contains("driver: nvidia"), "{config}");
     assert!(config.contains("0.0.0.0"), "{config}");
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_output_quietly() {
+    let c = Converged::new();
+    std::fs::remove_dir_all(c.root().join("ws/ComfyUI/custom_nodes/ComfyUI-Login")).unwrap();
+    let mut child = bin()
+        .args(["plan"])
+        .current_dir(c.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before comfyprov writes
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

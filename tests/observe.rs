@@ -508,3 +508,43 @@ fn fingerprint_changes_with_password_content_and_node_commits() {
     git(&env.nodes().join("Node"), &["checkout", "-q", "v2"]);
     assert_ne!(c, observe::observe(&d2).fingerprint());
 }
+
+#[test]
+fn stat_fast_path_engages_after_a_refresh_and_never_hides_a_change() {
+    use comfyprov::observe::workspace::clean_by_stat;
+    let env = Env::new();
+    let node = env.nodes().join("Node");
+    clone_at(&env.src, &node, "v1");
+    let d = env.no_auth("v1");
+    // Files written in the same clock tick as the index are racily clean: only content can
+    // tell, so the fast path must not answer. A full status refreshes the index, after which
+    // stat data suffices.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(checkout(&observe::observe(&d), "Node").dirty, None);
+    assert_eq!(
+        clean_by_stat(&node),
+        Some(true),
+        "stat data should prove a refreshed checkout clean"
+    );
+
+    // Same size, new content: stat data differs, so the fast path defers to libgit2.
+    let f = node.join("node_0.py");
+    let original = std::fs::read(&f).unwrap();
+    let mut changed = original.clone();
+    changed[0] = b'!';
+    std::fs::write(&f, &changed).unwrap();
+    assert_ne!(clean_by_stat(&node), Some(true));
+    assert!(checkout(&observe::observe(&d), "Node").dirty.is_some());
+
+    // Content restored (new mtime): not clean by stat, clean by content; the refresh then lets
+    // the fast path answer again.
+    std::fs::write(&f, &original).unwrap();
+    assert_ne!(clean_by_stat(&node), Some(true));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(checkout(&observe::observe(&d), "Node").dirty, None);
+    assert_eq!(clean_by_stat(&node), Some(true));
+
+    // An untracked file the fast path cannot prove ignored: it must defer.
+    std::fs::write(node.join("notes.md"), "x").unwrap();
+    assert_ne!(clean_by_stat(&node), Some(true));
+}

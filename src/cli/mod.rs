@@ -126,6 +126,19 @@ pub fn main() -> u8 {
     }
 }
 
+/// Write command output to stdout. A closed pipe (`comfyprov plan | head`) ends the output
+/// quietly; any other write error (a full disk behind `>`) is an error.
+pub fn emit(text: &str) -> miette::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(miette::miette!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Load the manifest named on the command line.
 pub fn load(cli: &Cli) -> miette::Result<crate::manifest::Desired> {
     crate::manifest::load(&cli.manifest).map_err(miette::Report::new)

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use miette::{IntoDiagnostic, WrapErr};
 
-use super::{Cli, EXIT_CHANGES, EXIT_OK, Ui, load};
+use super::{Cli, EXIT_CHANGES, EXIT_OK, Ui, emit, load};
 use crate::plan::{Options, display};
 
 #[derive(Debug, clap::Args)]
@@ -42,10 +42,10 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
     let fingerprint = observed.fingerprint();
     if args.json {
         let doc = display::json(&plan, &manifest, &desired.project, &fingerprint);
-        println!("{}", serde_json::to_string_pretty(&doc).into_diagnostic()?);
+        emit(&(serde_json::to_string_pretty(&doc).into_diagnostic()? + "\n"))?;
     } else {
         let title = format!("{} ({manifest})", desired.project);
-        print!("{}", display::render(&plan, &title, ui.color_out));
+        emit(&display::render(&plan, &title, ui.color_out))?;
     }
 
     if let Some(out) = &args.out {

@@ -2,7 +2,7 @@
 
 use miette::miette;
 
-use super::{Cli, EXIT_OK, Ui, load};
+use super::{Cli, EXIT_OK, Ui, emit, load};
 use crate::manifest::AuthSpec;
 
 pub fn validate(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
@@ -16,13 +16,13 @@ pub fn validate(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
         None => "no container".to_owned(),
     };
     if !ui.quiet {
-        println!(
-            "{} is valid: project {}, {} node{}, {auth}, {container}",
+        emit(&format!(
+            "{} is valid: project {}, {} node{}, {auth}, {container}\n",
             cli.manifest.display(),
             d.project,
             d.nodes.len(),
             if d.nodes.len() == 1 { "" } else { "s" }
-        );
+        ))?;
     }
     Ok(EXIT_OK)
 }
@@ -30,7 +30,7 @@ pub fn validate(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
 pub fn schema() -> miette::Result<u8> {
     let text = serde_json::to_string_pretty(&crate::manifest::raw::schema())
         .map_err(|e| miette!("cannot serialise the schema: {e}"))?;
-    println!("{text}");
+    emit(&format!("{text}\n"))?;
     Ok(EXIT_OK)
 }
 
@@ -43,6 +43,6 @@ pub fn render(cli: &Cli) -> miette::Result<u8> {
             cli.manifest.display()
         )
     })?;
-    print!("{text}");
+    emit(&text)?;
     Ok(EXIT_OK)
 }

@@ -310,14 +310,16 @@ impl<'a> Checker<'a> {
         }
 
         let types = schema_types(schema);
-        let ok = types.iter().any(|t| match (*t, v.get_ref()) {
-            ("string", DeValue::String(_)) => true,
-            ("integer", DeValue::Integer(_)) => true,
-            ("number", DeValue::Integer(_) | DeValue::Float(_)) => true,
-            ("boolean", DeValue::Boolean(_)) => true,
-            ("array", DeValue::Array(_)) => true,
-            ("object", DeValue::Table(_)) => true,
-            _ => false,
+        let ok = types.iter().any(|t| {
+            matches!(
+                (*t, v.get_ref()),
+                ("string", DeValue::String(_))
+                    | ("integer", DeValue::Integer(_))
+                    | ("number", DeValue::Integer(_) | DeValue::Float(_))
+                    | ("boolean", DeValue::Boolean(_))
+                    | ("array", DeValue::Array(_))
+                    | ("object", DeValue::Table(_))
+            )
         });
         if !ok {
             let expected = self.expected(schema);

@@ -731,7 +731,7 @@ fn auth_spec(
                 );
                 ok = false;
             }
-            ok.then(|| {
+            ok.then_some({
                 AuthSpec::Login(LoginSpec {
                     username: a.username,
                     secret,

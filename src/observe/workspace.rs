@@ -2,6 +2,10 @@
 //! Declared nodes are inspected in parallel (one libgit2 repository per thread); undeclared
 //! directories are only listed, since `plan` needs nothing but their names.
 
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -104,7 +108,11 @@ pub fn inspect(path: &Path, rev: Option<&Rev>, untracked_is_dirty: bool) -> DirS
     if !path.join(".git").exists() {
         return DirState::NotGit;
     }
-    let repo = match Repository::open(path) {
+    let repo = match Repository::open_ext(
+        path,
+        git2::RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&OsStr>(),
+    ) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return DirState::NotGit,
         Err(e) => {
@@ -113,22 +121,38 @@ pub fn inspect(path: &Path, rev: Option<&Rev>, untracked_is_dirty: bool) -> DirS
             };
         }
     };
+    // The ref's target, not the commit object: no pack needs opening.
     let head = repo
         .head()
         .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .map(|c| c.id().to_string());
+        .and_then(|h| h.resolve().ok())
+        .and_then(|h| h.target())
+        .map(|o| o.to_string());
+    // One config snapshot: libgit2 re-stats every config file on each live lookup.
     let origin = repo
-        .find_remote("origin")
+        .config()
+        .and_then(|mut c| c.snapshot())
         .ok()
-        .and_then(|r| r.url().map(str::to_owned));
-    let resolved = rev.and_then(|r| resolve(&repo, r));
-    let dirty = match dirty(&repo, untracked_is_dirty) {
-        Ok(d) => d,
-        Err(e) => {
-            return DirState::Unreadable {
-                error: e.message().to_owned(),
-            };
+        .and_then(|c| c.get_string("remote.origin.url").ok());
+    let resolved = match rev {
+        // A commit pin that HEAD already matches needs no lookup.
+        Some(Rev::Commit(p)) if head.as_deref().is_some_and(|h| h.starts_with(p.as_str())) => {
+            head.clone()
+        }
+        Some(r) => resolve(&repo, r),
+        None => None,
+    };
+    let clean = quick_clean(&repo, path, untracked_is_dirty).unwrap_or(false);
+    let dirty = if clean {
+        None
+    } else {
+        match dirty(&repo, untracked_is_dirty) {
+            Ok(d) => d,
+            Err(e) => {
+                return DirState::Unreadable {
+                    error: e.message().to_owned(),
+                };
+            }
         }
     };
     DirState::Git(Checkout {
@@ -174,7 +198,9 @@ fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::Erro
         .recurse_untracked_dirs(false)
         .include_ignored(false)
         .exclude_submodules(true)
-        .update_index(false);
+        // Like `git status`: refresh stat data of racily clean entries, so the next run can
+        // decide from stat data alone (see `quick_clean`).
+        .update_index(true);
     let statuses = repo.statuses(Some(&mut opts))?;
     let changed: Vec<String> = statuses
         .iter()
@@ -185,4 +211,105 @@ fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::Erro
         count: changed.len(),
         sample: changed.into_iter().take(3).collect(),
     }))
+}
+
+/// `quick_clean` for the checkout at `path`: `Some(true)` when stat data alone proves it clean.
+pub fn clean_by_stat(path: &Path) -> Option<bool> {
+    let repo = Repository::open(path).ok()?;
+    quick_clean(&repo, path, true)
+}
+
+/// Whether the checkout is certainly clean, judged from stat data alone, the way git's index
+/// is meant to be used: every tracked file's size, mtime, ctime, inode and type match its index
+/// entry, no entry is racily clean, and no file outside the index is left unignored.
+///
+/// `Some(true)` only when all of that holds; anything unusual (conflicts, skip-worktree,
+/// intent-to-add, racy entries, a mismatch, an untracked file) gives `Some(false)` or `None`, and
+/// libgit2's full status decides. It is a shortcut, never more lenient than libgit2: it costs one
+/// `lstat` per tracked file, where libgit2 also re-reads config and attributes files many times.
+fn quick_clean(repo: &Repository, workdir: &Path, untracked: bool) -> Option<bool> {
+    let index_meta = std::fs::metadata(repo.path().join("index")).ok()?;
+    let (index_s, index_ns) = (index_meta.mtime(), index_meta.mtime_nsec());
+    let index = repo.index().ok()?;
+    let mut tracked: HashSet<&[u8]> = HashSet::new();
+    let mut dirs: HashSet<Vec<u8>> = HashSet::new();
+    let entries: Vec<git2::IndexEntry> = index.iter().collect();
+    for e in &entries {
+        let stage = (e.flags >> 12) & 0x3;
+        // Extended flags: intent-to-add, skip-worktree.
+        if stage != 0 || e.flags_extended & 0x6000 != 0 {
+            return None;
+        }
+        let mode = e.mode & 0o170000;
+        if mode == 0o160000 {
+            // Submodules are excluded from the full status too.
+            tracked.insert(&e.path);
+            continue;
+        }
+        let (mtime_s, mtime_ns) = (
+            i64::from(e.mtime.seconds()),
+            i64::from(e.mtime.nanoseconds()),
+        );
+        if (mtime_s, mtime_ns) >= (index_s, index_ns) {
+            return None; // racily clean: only content can tell
+        }
+        let meta = std::fs::symlink_metadata(workdir.join(OsStr::from_bytes(&e.path))).ok()?;
+        let same = meta.len() as u32 == e.file_size
+            && meta.mtime() == mtime_s
+            && meta.mtime_nsec() == mtime_ns
+            && meta.ctime() == i64::from(e.ctime.seconds())
+            && meta.ctime_nsec() == i64::from(e.ctime.nanoseconds())
+            && meta.ino() as u32 == e.ino
+            && meta.mode() & 0o170000 == mode
+            && (mode != 0o100000 || (meta.mode() & 0o100 != 0) == (e.mode & 0o100 != 0));
+        if !same {
+            return Some(false);
+        }
+        tracked.insert(&e.path);
+        let mut p = e.path.as_slice();
+        while let Some(i) = p.iter().rposition(|b| *b == b'/') {
+            p = &p[..i];
+            if !dirs.insert(p.to_vec()) {
+                break;
+            }
+        }
+    }
+    if !untracked {
+        return Some(true);
+    }
+    // Every directory that holds tracked files is listed; anything else must be ignored.
+    let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = workdir.join(OsStr::from_bytes(&rel));
+        for entry in std::fs::read_dir(&dir).ok()? {
+            let entry = entry.ok()?;
+            let name = entry.file_name();
+            if rel.is_empty() && name == ".git" {
+                continue;
+            }
+            let mut child = rel.clone();
+            if !child.is_empty() {
+                child.push(b'/');
+            }
+            child.extend_from_slice(name.as_bytes());
+            if tracked.contains(child.as_slice()) {
+                continue;
+            }
+            let is_dir = entry.file_type().ok()?.is_dir();
+            if is_dir && dirs.contains(&child) {
+                stack.push(child);
+                continue;
+            }
+            let shown = String::from_utf8_lossy(&child).into_owned();
+            if is_runtime_artefact(&shown)
+                || repo
+                    .is_path_ignored(Path::new(OsStr::from_bytes(&child)))
+                    .unwrap_or(false)
+            {
+                continue;
+            }
+            return Some(false);
+        }
+    }
+    Some(true)
 }
