@@ -195,7 +195,19 @@ pub fn validate(source: &Source, checked: Checked, base: &FsPath) -> Result<Desi
     let gpu = gpu.and_then(|g| gpu_spec(&mut cx, g));
     let container =
         container.and_then(|c| container_spec(&mut cx, c, auth.as_ref().map(|a| a.mode)));
-    let auth_spec = auth.and_then(|a| auth_spec(&mut cx, a, &seen));
+    // Every entry with a name declares it, even one that failed its other checks: its problems
+    // are already reported, and "not declared" would be false.
+    let declared: HashMap<String, usize> = node_values
+        .iter()
+        .enumerate()
+        .rev()
+        .filter_map(|(i, v)| {
+            v.get("name")
+                .and_then(Value::as_str)
+                .map(|n| (n.to_owned(), i))
+        })
+        .collect();
+    let auth_spec = auth.and_then(|a| auth_spec(&mut cx, a, &declared));
 
     let policy = policy.map(|pol| PolicySpec {
         unmanaged_nodes: pol.unmanaged_nodes,
