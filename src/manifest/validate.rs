@@ -341,6 +341,14 @@ fn git_source(cx: &mut Ctx<'_>, at: &[Seg], url: &str, rev: &str) -> Option<GitS
 const URL_HELP: &str = "use `https://host/path`, `ssh://host/path`, `git://host/path`, `file:///absolute/path` or `user@host:path`";
 
 /// Accept only transports that cannot run commands: https, ssh, git, file and scp-like.
+///
+/// ```
+/// use comfyprov::manifest::validate::check_git_url;
+/// assert!(check_git_url("https://github.com/liusida/ComfyUI-Login").is_ok());
+/// assert!(check_git_url("git@github.com:liusida/ComfyUI-Login.git").is_ok());
+/// assert!(check_git_url("ext::sh -c touch% /tmp/pwned").is_err());
+/// assert!(check_git_url("--upload-pack=evil").is_err());
+/// ```
 pub fn check_git_url(url: &str) -> Result<(), (String, String)> {
     let err = |why: &str| Err((why.to_owned(), URL_HELP.to_owned()));
     if url.is_empty() {
@@ -395,6 +403,14 @@ pub fn check_git_url(url: &str) -> Result<(), (String, String)> {
 }
 
 /// A commit (7 to 64 hex digits) or a ref name following `git check-ref-format`'s rules.
+///
+/// ```
+/// use comfyprov::manifest::{Rev, validate::parse_rev};
+/// assert_eq!(parse_rev("6910925"), Ok(Rev::Commit("6910925".into())));
+/// assert_eq!(parse_rev("v0.3.68"), Ok(Rev::Named("v0.3.68".into())));
+/// assert!(parse_rev("main..dev").is_err()); // a range, not a pin
+/// assert!(parse_rev("HEAD~1").is_err()); // moves
+/// ```
 pub fn parse_rev(rev: &str) -> Result<Rev, String> {
     if rev.is_empty() {
         return Err("it is empty".to_owned());

@@ -33,6 +33,13 @@ pub fn command(desired: &Desired, c: &ContainerSpec) -> Vec<String> {
 }
 
 /// A YAML double-quoted scalar with compose's `$` escaped.
+///
+/// ```
+/// use comfyprov::render::compose::quote;
+/// // compose would interpolate `$2b` and `$12`; doubled, they stay literal.
+/// assert_eq!(quote("$2b$12$x"), r#""$$2b$$12$$x""#);
+/// assert_eq!(quote("say \"hi\""), r#""say \"hi\"""#);
+/// ```
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
