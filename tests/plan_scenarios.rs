@@ -73,12 +73,16 @@ fn node(dir: &str, state: Option<DirState>) -> NodeDir {
     }
 }
 
-fn good_password() -> PasswordFile {
+fn password(hash: HashState, username: Option<&str>, mode: u32) -> PasswordFile {
     PasswordFile::Present {
-        hash: HashState::Verified,
-        username: Some("admin".to_owned()),
-        mode: 0o600,
+        hash,
+        username: username.map(str::to_owned),
+        mode,
     }
+}
+
+fn good_password() -> PasswordFile {
+    password(HashState::Verified, Some("admin"), 0o600)
 }
 
 /// Reality exactly as `d` declares it.
@@ -437,55 +441,35 @@ scenario!(missing_password_file_is_written, {
 scenario!(stale_password_hash_is_replaced, {
     let d = desired();
     let mut o = converged(&d);
-    o.password.file = PasswordFile::Present {
-        hash: HashState::Mismatch,
-        username: Some("admin".to_owned()),
-        mode: 0o600,
-    };
+    o.password.file = password(HashState::Mismatch, Some("admin"), 0o600);
     run(&d, &o)
 });
 
 scenario!(malformed_password_hash_is_replaced, {
     let d = desired();
     let mut o = converged(&d);
-    o.password.file = PasswordFile::Present {
-        hash: HashState::Malformed,
-        username: Some("admin".to_owned()),
-        mode: 0o600,
-    };
+    o.password.file = password(HashState::Malformed, Some("admin"), 0o600);
     run(&d, &o)
 });
 
 scenario!(password_without_username_line_keeps_its_hash, {
     let d = desired();
     let mut o = converged(&d);
-    o.password.file = PasswordFile::Present {
-        hash: HashState::Verified,
-        username: None,
-        mode: 0o600,
-    };
+    o.password.file = password(HashState::Verified, None, 0o600);
     run(&d, &o)
 });
 
 scenario!(password_with_another_username_keeps_its_hash, {
     let d = desired();
     let mut o = converged(&d);
-    o.password.file = PasswordFile::Present {
-        hash: HashState::Verified,
-        username: Some("root".to_owned()),
-        mode: 0o600,
-    };
+    o.password.file = password(HashState::Verified, Some("root"), 0o600);
     run(&d, &o)
 });
 
 scenario!(world_readable_password_gets_mode_0600, {
     let d = desired();
     let mut o = converged(&d);
-    o.password.file = PasswordFile::Present {
-        hash: HashState::Verified,
-        username: Some("admin".to_owned()),
-        mode: 0o644,
-    };
+    o.password.file = password(HashState::Verified, Some("admin"), 0o644);
     run(&d, &o)
 });
 
@@ -501,11 +485,7 @@ scenario!(legacy_password_without_username_is_moved_then_completed, {
     let d = desired();
     let mut o = converged(&d);
     o.password.file = PasswordFile::Missing;
-    o.password.legacy = PasswordFile::Present {
-        hash: HashState::Verified,
-        username: None,
-        mode: 0o644,
-    };
+    o.password.legacy = password(HashState::Verified, None, 0o644);
     run(&d, &o)
 });
 
@@ -513,11 +493,7 @@ scenario!(stale_legacy_password_is_removed_and_a_new_one_written, {
     let d = desired();
     let mut o = converged(&d);
     o.password.file = PasswordFile::Missing;
-    o.password.legacy = PasswordFile::Present {
-        hash: HashState::Mismatch,
-        username: Some("admin".to_owned()),
-        mode: 0o644,
-    };
+    o.password.legacy = password(HashState::Mismatch, Some("admin"), 0o644);
     run(&d, &o)
 });
 
@@ -532,13 +508,13 @@ scenario!(missing_secret_without_generate_blocks, {
     let d = desired_from(&BASE.replace("generate = true\n", ""));
     let mut o = converged(&d);
     o.secret = SecretState::Missing;
-    o.password.file = PasswordFile::Present {
-        hash: HashState::Unchecked {
+    o.password.file = password(
+        HashState::Unchecked {
             reason: "no secret".to_owned(),
         },
-        username: Some("admin".to_owned()),
-        mode: 0o600,
-    };
+        Some("admin"),
+        0o600,
+    );
     run(&d, &o)
 });
 
@@ -572,11 +548,7 @@ scenario!(ready_hash_that_differs_is_copied, {
         "hash_file = \".secrets/hash\"",
     ));
     let mut o = converged(&d);
-    o.password.file = PasswordFile::Present {
-        hash: HashState::Mismatch,
-        username: Some("admin".to_owned()),
-        mode: 0o600,
-    };
+    o.password.file = password(HashState::Mismatch, Some("admin"), 0o600);
     run(&d, &o)
 });
 
@@ -626,11 +598,7 @@ scenario!(many_drifts_at_once_restart_once_with_every_reason, {
     set_node(&mut o, "rgthree-comfy", None);
     set_node(&mut o, "rgthree-comfy", Some(DirState::Missing));
     set_node(&mut o, "Leftover", None);
-    o.password.file = PasswordFile::Present {
-        hash: HashState::Mismatch,
-        username: Some("admin".to_owned()),
-        mode: 0o600,
-    };
+    o.password.file = password(HashState::Mismatch, Some("admin"), 0o600);
     o.compose = Some(FileState::Missing);
     run(&d, &o)
 });

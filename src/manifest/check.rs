@@ -48,14 +48,6 @@ impl SpanMap {
         0..0
     }
 
-    /// Span of the key at `path` (falling back to its value's span).
-    pub fn key(&self, path: &[Seg]) -> Range<usize> {
-        match self.0.get(path) {
-            Some(Spans { key: Some(k), .. }) => k.clone(),
-            _ => self.value(path),
-        }
-    }
-
     /// Key and value together (`name = "x"`), for problems about a whole entry.
     pub fn entry(&self, path: &[Seg]) -> Range<usize> {
         match self.0.get(path) {

@@ -9,6 +9,7 @@ pub mod step;
 
 use serde::Serialize;
 
+use step::short;
 pub use step::{Action, Kind, Note, Obstacle, Step, Target};
 
 use crate::manifest::{AuthSpec, Desired, GitSource, LoginSpec, Rev, SecretSource, UnmanagedNodes};
@@ -135,10 +136,6 @@ fn same_repo(a: &str, b: &str) -> bool {
         u.strip_suffix(".git").unwrap_or(u)
     }
     norm(a) == norm(b)
-}
-
-fn short(oid: &str) -> &str {
-    &oid[..oid.len().min(7)]
 }
 
 /// Plan one checkout (ComfyUI or a node). `twin` is the `<name>.disabled` directory, if any.

@@ -127,7 +127,8 @@ pub struct Step {
     pub reasons: Vec<String>,
 }
 
-fn short(oid: &str) -> &str {
+/// A commit id abbreviated to 7 digits, for messages.
+pub(crate) fn short(oid: &str) -> &str {
     &oid[..oid.len().min(7)]
 }
 
