@@ -120,3 +120,69 @@ rev = "6910925"
         "the password leaked into:\n{rendered}"
     );
 }
+
+/// Deterministic mangling (delete, duplicate, replace, truncate) of every fixture: the loader
+/// must answer with a manifest or problems, never panic, and every span must lie in the text.
+#[test]
+fn mangled_manifests_never_panic_and_spans_stay_in_bounds() {
+    let mut files = fixtures("invalid");
+    files.extend(fixtures("valid"));
+    files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("comfy.toml"));
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % n.max(1)
+    };
+    let noise = [
+        "\"", "=", "[", "]", "[[", "\n", "#", "$", "é", "\\", "0x", "{", "}", ",", "\u{0}", "'''",
+    ];
+    let mut runs = 0;
+    for path in files {
+        let original: Vec<char> = std::fs::read_to_string(&path).unwrap().chars().collect();
+        for _ in 0..60 {
+            let mut text = original.clone();
+            for _ in 0..1 + next(4) {
+                let at = next(text.len() + 1);
+                match next(4) {
+                    0 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    1 => text
+                        .splice(at..at, noise[next(noise.len())].chars())
+                        .for_each(drop),
+                    2 if at < text.len() => text.truncate(at),
+                    _ => text
+                        .splice(
+                            at..at,
+                            original[next(original.len())..].iter().take(12).copied(),
+                        )
+                        .for_each(drop),
+                }
+            }
+            let text: String = text.into_iter().collect();
+            let len = text.len();
+            let result = std::panic::catch_unwind(|| {
+                manifest::parse("m.toml", text.clone(), path.parent().unwrap())
+            });
+            match result {
+                Err(_) => panic!("the loader panicked on:\n{text}"),
+                Ok(Err(problems)) => {
+                    for p in problems {
+                        assert!(
+                            p.span.end <= len && p.span.start <= p.span.end,
+                            "span {:?} outside {len}: {}",
+                            p.span,
+                            p.message
+                        );
+                        let _ = diag::render_plain(&[p], 80);
+                    }
+                }
+                Ok(Ok(_)) => {}
+            }
+            runs += 1;
+        }
+    }
+    assert!(runs > 3000, "{runs}");
+}
