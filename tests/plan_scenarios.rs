@@ -66,6 +66,19 @@ fn checkout(head: &str, origin: &str) -> DirState {
     })
 }
 
+/// A ComfyUI-Login checkout at `head` with local changes to `files`.
+fn dirty_login(head: &str, files: &[&str]) -> DirState {
+    DirState::Git(Checkout {
+        head: Some(head.to_owned()),
+        origin: Some(LOGIN_URL.to_owned()),
+        dirty: Some(Dirty {
+            count: files.len(),
+            sample: files.iter().map(|f| f.to_string()).collect(),
+        }),
+        resolved: None,
+    })
+}
+
 fn node(dir: &str, state: Option<DirState>) -> NodeDir {
     NodeDir {
         dir: dir.to_owned(),
@@ -275,15 +288,7 @@ scenario!(dirty_node_that_must_move_is_refused, {
     set_node(
         &mut o,
         "ComfyUI-Login",
-        Some(DirState::Git(Checkout {
-            head: Some(OTHER.to_owned()),
-            origin: Some(LOGIN_URL.to_owned()),
-            dirty: Some(Dirty {
-                count: 2,
-                sample: vec!["password.py".to_owned(), "notes.txt".to_owned()],
-            }),
-            resolved: None,
-        })),
+        Some(dirty_login(OTHER, &["password.py", "notes.txt"])),
     );
     run(&d, &o)
 });
@@ -294,15 +299,7 @@ scenario!(dirty_node_with_force_is_replaced, {
     set_node(
         &mut o,
         "ComfyUI-Login",
-        Some(DirState::Git(Checkout {
-            head: Some(OTHER.to_owned()),
-            origin: Some(LOGIN_URL.to_owned()),
-            dirty: Some(Dirty {
-                count: 1,
-                sample: vec!["password.py".to_owned()],
-            }),
-            resolved: None,
-        })),
+        Some(dirty_login(OTHER, &["password.py"])),
     );
     run_forced(&d, &o)
 });
@@ -313,15 +310,7 @@ scenario!(dirty_node_at_its_pin_is_only_noted, {
     set_node(
         &mut o,
         "ComfyUI-Login",
-        Some(DirState::Git(Checkout {
-            head: Some(LOGIN_PIN.to_owned()),
-            origin: Some(LOGIN_URL.to_owned()),
-            dirty: Some(Dirty {
-                count: 1,
-                sample: vec!["login.html".to_owned()],
-            }),
-            resolved: None,
-        })),
+        Some(dirty_login(LOGIN_PIN, &["login.html"])),
     );
     run(&d, &o)
 });
