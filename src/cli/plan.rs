@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use miette::{IntoDiagnostic, WrapErr};
 
-use super::{Cli, EXIT_CHANGES, EXIT_OK, Ui, emit, load};
+use super::{Cli, EXIT_CHANGES, EXIT_OK, Ui, emit};
 use crate::plan::{Options, display};
 
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,8 @@ pub struct PlanArgs {
 
 pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
     let started = Instant::now();
-    let desired = load(cli)?;
+    let (desired, manifest_sha256) =
+        crate::manifest::load_with_digest(&cli.manifest).map_err(miette::Report::new)?;
     let loaded = started.elapsed();
     let observed = crate::observe::observe(&desired);
     let observed_at = started.elapsed();
@@ -40,18 +41,20 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
 
     let manifest = cli.manifest.display().to_string();
     let fingerprint = observed.fingerprint();
-    if args.json {
-        let doc = display::json(&plan, &manifest, &desired.project, &fingerprint);
-        emit(&(serde_json::to_string_pretty(&doc).into_diagnostic()? + "\n"))?;
-    } else {
-        let title = format!("{} ({manifest})", desired.project);
-        emit(&display::render(&plan, &title, ui.color_out))?;
+    let doc = (args.json || args.out.is_some())
+        .then(|| display::json(&plan, &manifest, &desired.project, &fingerprint));
+    match &doc {
+        Some(doc) if args.json => {
+            emit(&(serde_json::to_string_pretty(doc).into_diagnostic()? + "\n"))?;
+        }
+        _ => {
+            let title = format!("{} ({manifest})", desired.project);
+            emit(&display::render(&plan, &title, ui.color_out))?;
+        }
     }
 
-    if let Some(out) = &args.out {
-        let manifest_bytes = std::fs::read(&cli.manifest).into_diagnostic()?;
-        let mut doc = display::json(&plan, &manifest, &desired.project, &fingerprint);
-        doc["manifest_sha256"] = crate::observe::sha256_hex(&manifest_bytes).into();
+    if let (Some(out), Some(mut doc)) = (&args.out, doc) {
+        doc["manifest_sha256"] = manifest_sha256.into();
         let text = serde_json::to_vec_pretty(&doc).into_diagnostic()?;
         crate::fsutil::write_atomic(out, &text, 0o644)
             .into_diagnostic()

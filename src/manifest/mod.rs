@@ -39,18 +39,27 @@ pub enum LoadError {
 
 /// Read and validate the manifest at `path`.
 pub fn load(path: &Path) -> Result<Desired, LoadError> {
+    load_with_digest(path).map(|(desired, _)| desired)
+}
+
+/// Read and validate the manifest at `path`; also the sha256 of exactly the text that was
+/// validated (for saved plans, which must name the manifest they were made from).
+pub fn load_with_digest(path: &Path) -> Result<(Desired, String), LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Unreadable {
         path: path.to_owned(),
         source,
     })?;
+    let digest = crate::observe::sha256_hex(text.as_bytes());
     let base = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    parse(&path.display().to_string(), text, &base).map_err(|problems| LoadError::Invalid {
-        path: path.to_owned(),
-        problems,
-    })
+    let desired =
+        parse(&path.display().to_string(), text, &base).map_err(|problems| LoadError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })?;
+    Ok((desired, digest))
 }
 
 /// Validate manifest text; `name` labels diagnostics, `base` resolves relative paths.
