@@ -108,11 +108,7 @@ pub fn inspect(path: &Path, rev: Option<&Rev>, untracked_is_dirty: bool) -> DirS
     if !path.join(".git").exists() {
         return DirState::NotGit;
     }
-    let repo = match Repository::open_ext(
-        path,
-        git2::RepositoryOpenFlags::NO_SEARCH,
-        std::iter::empty::<&OsStr>(),
-    ) {
+    let repo = match open_repo(path) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return DirState::NotGit,
         Err(e) => {
@@ -213,9 +209,19 @@ fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::Erro
     }))
 }
 
+/// Open the checkout at exactly `path`: never a repository above it (a plain directory inside
+/// ComfyUI's own checkout is not a git checkout of its own).
+fn open_repo(path: &Path) -> Result<Repository, git2::Error> {
+    Repository::open_ext(
+        path,
+        git2::RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&OsStr>(),
+    )
+}
+
 /// `quick_clean` for the checkout at `path`: `Some(true)` when stat data alone proves it clean.
 pub fn clean_by_stat(path: &Path) -> Option<bool> {
-    let repo = Repository::open(path).ok()?;
+    let repo = open_repo(path).ok()?;
     quick_clean(&repo, path, true)
 }
 
