@@ -29,15 +29,115 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        sync_dir(dir);
         Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Rename `from` to `to`, failing with `AlreadyExists` instead of replacing anything at `to`
+/// (a plain `rename` silently replaces an empty directory).
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let cstr = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        };
+        let (a, b) = (cstr(from)?, cstr(to)?);
+        // SAFETY: both are valid NUL-terminated paths that outlive the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        // Filesystems without RENAME_NOREPLACE: fall back to check-then-rename below.
+        if err.raw_os_error() != Some(libc::EINVAL) {
+            return Err(err);
+        }
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} already exists", to.display()),
+        ));
+    }
+    std::fs::rename(from, to)
+}
+
+/// Flush a directory's entries (a rename is durable only once its folder is synced).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Suffix of the directories `apply` clones into before renaming them into place. They start
+/// with `.` and end with `.disabled`, so ComfyUI never loads one, even half-written.
+const TEMP_SUFFIX: &str = ".comfyprov-tmp.disabled";
+
+/// The temp directory beside `name` for a clone in progress.
+pub fn temp_name(name: &str) -> String {
+    format!(".{name}{TEMP_SUFFIX}")
+}
+
+/// Whether a directory name is one of `apply`'s temp clones (left behind only if it was killed).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+}
+
+/// Seconds since the epoch as UTC calendar fields (year, month, day, hour, minute, second).
+fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        month,
+        day,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+fn epoch_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `2026-11-21T09:30:00Z`.
+pub fn utc_iso(t: std::time::SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = civil(epoch_secs(t));
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// `20261121T093000Z`: for file names.
+pub fn utc_compact(t: std::time::SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = civil(epoch_secs(t));
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
 #[cfg(test)]
@@ -65,5 +165,42 @@ mod tests {
         let f = dir.path().join("missing-dir").join("x");
         assert!(write_atomic(&f, b"new", 0o600).is_err());
         assert!(!f.exists());
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc_iso(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        // 2024-02-29 is a leap day; 1_709_164_800 is its midnight.
+        let leap = UNIX_EPOCH + Duration::from_secs(1_709_164_800 + 3_723);
+        assert_eq!(utc_iso(leap), "2024-02-29T01:02:03Z");
+        assert_eq!(utc_compact(leap), "20240229T010203Z");
+    }
+
+    #[test]
+    fn rename_noreplace_never_replaces_an_empty_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        let err = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(a.is_dir());
+        std::fs::remove_dir(&b).unwrap();
+        rename_noreplace(&a, &b).unwrap();
+        assert!(b.is_dir() && !a.exists());
+    }
+
+    #[test]
+    fn temp_names_are_hidden_and_disabled() {
+        let t = temp_name("ComfyUI-Login");
+        assert!(t.starts_with('.') && t.ends_with(".disabled"));
+        assert!(is_temp_name(&t));
+        assert!(!is_temp_name("ComfyUI-Login.disabled"));
     }
 }

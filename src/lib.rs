@@ -4,10 +4,12 @@
 //! reads reality once into `Observed`, `plan::plan` compares the two without any I/O, and the CLI
 //! prints or saves the resulting `Plan`.
 
+pub mod apply;
 pub mod cli;
 pub mod fsutil;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod secret;

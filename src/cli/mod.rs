@@ -1,7 +1,9 @@
 //! The command line: argument parsing and printing only. Each command lives in its own file and
 //! returns an exit code; errors travel up as miette reports.
 
+mod apply;
 mod plan;
+mod reporter;
 mod simple;
 
 use std::io::IsTerminal;
@@ -19,7 +21,7 @@ pub const EXIT_CHANGES: u8 = 2;
 /// Declarative provisioning for ComfyUI deployments.
 ///
 /// comfy.toml declares auth, custom nodes (git + pinned rev), the secret, GPU and image;
-/// `plan` shows how reality differs from it.
+/// `plan` shows how reality differs from it; `apply` makes reality match.
 #[derive(Debug, Parser)]
 #[command(name = "comfyprov", version, about, max_term_width = 100)]
 pub struct Cli {
@@ -53,6 +55,9 @@ pub enum Command {
     Schema,
     /// Show what `apply` would do, and why.
     Plan(plan::PlanArgs),
+    /// Make the workspace match the manifest: clone, check out, disable, write the password and
+    /// the compose file. Shows the plan first; asks on a terminal unless --yes.
+    Apply(apply::ApplyArgs),
     /// Print the compose file the manifest renders.
     Render,
 }
@@ -115,6 +120,7 @@ pub fn main() -> u8 {
         Command::Validate => simple::validate(&cli, &ui),
         Command::Schema => simple::schema(),
         Command::Plan(args) => plan::run(&cli, &ui, args),
+        Command::Apply(args) => apply::run(&cli, &ui, args),
         Command::Render => simple::render(&cli),
     };
     match result {

@@ -55,6 +55,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
 
     if let (Some(out), Some(mut doc)) = (&args.out, doc) {
         doc["manifest_sha256"] = manifest_sha256.into();
+        doc["force"] = args.force.into();
         let text = serde_json::to_vec_pretty(&doc).into_diagnostic()?;
         crate::fsutil::write_atomic(out, &text, 0o644)
             .into_diagnostic()

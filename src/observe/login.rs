@@ -59,8 +59,8 @@ pub enum HashState {
     Unchecked { reason: String },
 }
 
-/// The secret, read for comparison only.
-enum SecretValue {
+/// The secret, read for comparison (and, by `apply`, for hashing) only.
+pub(crate) enum SecretValue {
     Password(Secret),
     Hash(Secret),
 }
@@ -116,7 +116,7 @@ pub fn observe(desired: &Desired, comfy: &Path) -> (SecretState, PasswordState) 
                     };
                 }
                 let hash = String::from_utf8_lossy(hash_line);
-                let ok = bcrypt::verify(pw.expose(), &hash).unwrap_or(false);
+                let ok = verify_password(pw, &hash);
                 if let Some(id) = &identity {
                     cache.put(id, file_digest, ok);
                 }
@@ -142,6 +142,24 @@ pub fn observe(desired: &Desired, comfy: &Path) -> (SecretState, PasswordState) 
             legacy_digest,
         },
     )
+}
+
+/// bcrypt operations (verify or hash) run by this process, for `-v` and the tests that prove a
+/// converged workspace costs none.
+static BCRYPT_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn bcrypt_runs() -> usize {
+    BCRYPT_RUNS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn count_bcrypt() {
+    BCRYPT_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// bcrypt verify (~250 ms at cost 12).
+pub(crate) fn verify_password(pw: &Secret, hash: &str) -> bool {
+    count_bcrypt();
+    bcrypt::verify(pw.expose(), hash).unwrap_or(false)
 }
 
 /// Read a PASSWORD file; `check` judges line 1 given the content's digest.
@@ -187,7 +205,9 @@ fn read_password_file(
 
 /// Read the secret. Returns its state, its value for comparison, and the file identity used as
 /// the cache key (none for environment variables, which have no identity).
-fn read_secret(source: &SecretSource) -> (SecretState, Option<SecretValue>, Option<String>) {
+pub(crate) fn read_secret(
+    source: &SecretSource,
+) -> (SecretState, Option<SecretValue>, Option<String>) {
     let file = match source {
         SecretSource::PasswordEnv(var) => {
             return match std::env::var_os(var) {
@@ -328,6 +348,15 @@ impl Cache {
         }
         let _ = crate::fsutil::write_atomic(path, &json, 0o600);
     }
+}
+
+/// Record that the PASSWORD file whose content digests to `password_file` verifies the secret
+/// file `identity`, so the next observation needs no bcrypt (used after `apply` writes it).
+pub(crate) fn remember_verified(workspace: &Path, identity: &str, password_file: &str) {
+    let path = cache_path(workspace);
+    let mut cache = Cache::load(&path);
+    cache.put(identity, password_file, true);
+    cache.save(&path);
 }
 
 /// Where the verify cache lives for a workspace.

@@ -35,7 +35,7 @@ pub fn observe_custom_nodes(dir: &Path, nodes: &[NodeSpec]) -> Vec<NodeDir> {
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| name != "__pycache__")
+        .filter(|name| name != "__pycache__" && !crate::fsutil::is_temp_name(name))
         .map(|dir| NodeDir { dir, state: None })
         .collect();
     dirs.sort_by(|a, b| a.dir.cmp(&b.dir));
@@ -188,7 +188,7 @@ pub fn is_runtime_artefact(path: &str) -> bool {
         || path.split('/').any(|c| c == "__pycache__")
 }
 
-fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::Error> {
+pub fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::Error> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(untracked)
         .recurse_untracked_dirs(false)
@@ -211,7 +211,7 @@ fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::Erro
 
 /// Open the checkout at exactly `path`: never a repository above it (a plain directory inside
 /// ComfyUI's own checkout is not a git checkout of its own).
-fn open_repo(path: &Path) -> Result<Repository, git2::Error> {
+pub fn open_repo(path: &Path) -> Result<Repository, git2::Error> {
     Repository::open_ext(
         path,
         git2::RepositoryOpenFlags::NO_SEARCH,

@@ -130,7 +130,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
 }
 
 /// The same repository, ignoring a trailing `/` or `.git`.
-fn same_repo(a: &str, b: &str) -> bool {
+pub(crate) fn same_repo(a: &str, b: &str) -> bool {
     fn norm(u: &str) -> &str {
         let u = u.trim().trim_end_matches('/');
         u.strip_suffix(".git").unwrap_or(u)

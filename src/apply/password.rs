@@ -1,0 +1,278 @@
+//! Executors for the ComfyUI-Login password: generate the secret, write `login/PASSWORD`, move
+//! or remove the legacy `ComfyUI/PASSWORD`, fix its mode.
+//!
+//! The hash in `login/PASSWORD` is the clients' API token, so a password that still verifies is
+//! never re-hashed: a new salt would change every client's token for nothing. Everything is
+//! written 0600 through a temp file, fsync and rename in the same folder.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+
+use super::{Ctx, Exec, Failure};
+use crate::fsutil::{rename_noreplace, sync_dir, write_atomic};
+use crate::manifest::{AuthSpec, LoginSpec, SecretSource, validate::BCRYPT_MAX_PASSWORD};
+use crate::observe::login::{
+    SecretValue, count_bcrypt, read_secret, remember_verified, verify_password,
+};
+use crate::observe::sha256_hex;
+use crate::report::Outcome;
+use crate::secret::parse_bcrypt_hash;
+
+/// Characters of a generated password: letters and digits, safe in any file or shell.
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// 32 characters of 62: about 190 bits.
+const GENERATED_LEN: usize = 32;
+
+fn login<'a>(ctx: &Ctx<'a>) -> Result<&'a LoginSpec, Failure> {
+    match &ctx.desired.auth {
+        AuthSpec::Login(l) => Ok(l),
+        AuthSpec::None { .. } => Err(Failure::new("auth.mode is none")),
+    }
+}
+
+fn login_dir(ctx: &Ctx) -> PathBuf {
+    ctx.comfyui().join("login")
+}
+
+fn password_path(ctx: &Ctx) -> PathBuf {
+    login_dir(ctx).join("PASSWORD")
+}
+
+/// A strong random password, by rejection sampling so every character is equally likely.
+fn random_password() -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::with_capacity(GENERATED_LEN);
+    let mut buf = [0u8; 64];
+    while out.len() < GENERATED_LEN {
+        getrandom::fill(&mut buf)
+            .map_err(|e| Failure::new(format!("no randomness from the OS: {e}")))?;
+        // 248 = 4 × 62: bytes at or above it would favour the first characters.
+        out.extend(
+            buf.iter()
+                .filter(|b| **b < 248)
+                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()])
+                .take(GENERATED_LEN - out.len()),
+        );
+    }
+    Ok(out)
+}
+
+/// Generate the password file: written in full to a temp file (0600), then linked into place, so
+/// it is never half-written and never replaces a file that appeared meanwhile.
+pub(super) fn generate(ctx: &Ctx) -> Exec {
+    let login = login(ctx)?;
+    let SecretSource::PasswordFile(file) = &login.secret else {
+        return Err(Failure::new("only a password_file can be generated"));
+    };
+    let path = &file.path;
+    if path.exists() {
+        return Ok(Outcome::AlreadyDone {
+            why: format!("{} exists now; it is used as is", file.shown),
+        });
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let password = random_password()?;
+    let tmp = dir.join(format!(".comfyprov-secret.tmp-{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(&password)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)?;
+        sync_dir(&dir);
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(Outcome::Done {
+            detail: Some(format!("{GENERATED_LEN} random characters, mode 0600")),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Outcome::AlreadyDone {
+            why: format!("{} exists now; it is used as is", file.shown),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Line 1 of a PASSWORD file's content.
+fn hash_line(content: &[u8]) -> &[u8] {
+    let line = content.split(|b| *b == b'\n').next().unwrap_or_default();
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Write `login/PASSWORD` as `hash\nusername`. With `new_hash`, line 1 becomes a fresh hash of
+/// the secret (or the ready hash) unless the file verifies by now; without, line 1 is kept.
+pub(super) fn write(ctx: &Ctx, new_hash: bool) -> Exec {
+    let login = login(ctx)?;
+    let path = password_path(ctx);
+    let (_, value, identity) = read_secret(&login.secret);
+    let Some(value) = value else {
+        return Err(Failure::new(format!(
+            "the secret {} cannot be read",
+            login.secret.shown()
+        ))
+        .help("run `comfyprov plan` to see what is wrong with it"));
+    };
+    let current = match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let current_hash = current.as_deref().map(hash_line).unwrap_or_default();
+    // The plan saw a hash that does not verify. Unless the file changed since, that verdict
+    // stands; a changed file is checked again rather than re-hashed blindly.
+    let changed_since_plan = current
+        .as_deref()
+        .map(sha256_hex)
+        .is_some_and(|d| d != ctx.observed.password.digest);
+    let current_verifies = parse_bcrypt_hash(current_hash).is_some()
+        && (!new_hash || (changed_since_plan && verifies(&value, current_hash)));
+
+    let hash: Vec<u8> = if current_verifies {
+        current_hash.to_vec()
+    } else if !new_hash {
+        return Err(
+            Failure::new("line 1 of login/PASSWORD is no longer a bcrypt hash")
+                .help("run `comfyprov plan` again"),
+        );
+    } else {
+        match &value {
+            SecretValue::Hash(h) => h.expose().to_vec(),
+            SecretValue::Password(pw) => {
+                if pw.expose().len() > BCRYPT_MAX_PASSWORD {
+                    return Err(Failure::new(format!(
+                        "the password is longer than {BCRYPT_MAX_PASSWORD} bytes, which bcrypt would truncate"
+                    )));
+                }
+                count_bcrypt();
+                bcrypt::hash(pw.expose(), login.bcrypt_cost)
+                    .map_err(|e| Failure::new(format!("bcrypt failed: {e}")))?
+                    .into_bytes()
+            }
+        }
+    };
+    let mut content = hash;
+    content.push(b'\n');
+    content.extend_from_slice(login.username.as_bytes());
+
+    let mode_ok = std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600);
+    if current.as_deref() == Some(content.as_slice()) && mode_ok {
+        return Ok(Outcome::AlreadyDone {
+            why: "login/PASSWORD already matches".to_owned(),
+        });
+    }
+    create_login_dir(ctx)?;
+    write_atomic(&path, &content, 0o600)?;
+    if let Some(id) = identity {
+        remember_verified(&ctx.desired.workspace.path, &id, &sha256_hex(&content));
+    }
+    let detail = if current_verifies {
+        "hash kept (the token did not change)"
+    } else {
+        "new hash: clients need the new token"
+    };
+    Ok(Outcome::Done {
+        detail: Some(detail.to_owned()),
+    })
+}
+
+fn verifies(value: &SecretValue, hash: &[u8]) -> bool {
+    match value {
+        SecretValue::Hash(h) => h.expose() == hash,
+        SecretValue::Password(pw) => verify_password(pw, &String::from_utf8_lossy(hash)),
+    }
+}
+
+fn create_login_dir(ctx: &Ctx) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(login_dir(ctx))
+}
+
+/// Move `ComfyUI/PASSWORD` to `login/PASSWORD`, as ComfyUI-Login itself would at start. Its hash,
+/// the clients' token, is kept.
+pub(super) fn move_legacy(ctx: &Ctx) -> Exec {
+    let legacy = ctx.comfyui().join("PASSWORD");
+    let path = password_path(ctx);
+    if !legacy.exists() && path.exists() {
+        return Ok(Outcome::AlreadyDone {
+            why: "login/PASSWORD is there and the legacy file is gone".to_owned(),
+        });
+    }
+    create_login_dir(ctx)?;
+    rename_noreplace(&legacy, &path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::new("login/PASSWORD appeared after the plan was made")
+                .help("run `comfyprov plan` again")
+        } else {
+            e.into()
+        }
+    })?;
+    sync_dir(&login_dir(ctx));
+    sync_dir(&ctx.comfyui());
+    Ok(Outcome::Done {
+        detail: Some("token kept".to_owned()),
+    })
+}
+
+/// Remove the legacy `ComfyUI/PASSWORD`: ComfyUI-Login would move it over `login/PASSWORD` at
+/// its next start.
+pub(super) fn remove_legacy(ctx: &Ctx) -> Exec {
+    let legacy = ctx.comfyui().join("PASSWORD");
+    match std::fs::remove_file(&legacy) {
+        Ok(()) => {
+            sync_dir(&ctx.comfyui());
+            Ok(Outcome::Done { detail: None })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Outcome::AlreadyDone {
+            why: "ComfyUI/PASSWORD is gone".to_owned(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `chmod 600 login/PASSWORD`.
+pub(super) fn fix_mode(ctx: &Ctx) -> Exec {
+    let path = password_path(ctx);
+    let mode = std::fs::metadata(&path)?.permissions().mode() & 0o7777;
+    if mode == 0o600 {
+        return Ok(Outcome::AlreadyDone {
+            why: "login/PASSWORD is already 0600".to_owned(),
+        });
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(Outcome::Done { detail: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_are_long_distinct_and_alphanumeric() {
+        let a = random_password().unwrap();
+        let b = random_password().unwrap();
+        assert_eq!(a.len(), GENERATED_LEN);
+        assert!(a.iter().all(u8::is_ascii_alphanumeric));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn hash_line_is_the_first_line_without_cr() {
+        assert_eq!(hash_line(b"$2b$x\r\nadmin"), b"$2b$x");
+        assert_eq!(hash_line(b""), b"");
+    }
+}

@@ -1,0 +1,258 @@
+//! `comfyprov apply [PLAN_FILE]`: lock, observe, plan, show, confirm, execute, summarise.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use miette::{Diagnostic, IntoDiagnostic, WrapErr};
+
+use super::reporter::{Bars, Lines};
+use super::{Cli, EXIT_ERROR, EXIT_OK, Ui, emit};
+use crate::apply::{self, Report, lock};
+use crate::manifest::Desired;
+use crate::plan::{Options, Plan, display};
+use crate::report::{Outcome, Reporter, Silent};
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `comfyprov plan --out FILE`. It is applied only if nothing it was made
+    /// from has changed since (the manifest and everything observed).
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan_file: Option<PathBuf>,
+    /// Do not ask for confirmation (apply never asks when stdin is not a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Replace dirty, non-git and foreign checkouts; the old directory is kept aside as
+    /// `<dir>.<timestamp>.disabled`, never deleted.
+    #[arg(long, conflicts_with = "plan_file")]
+    pub force: bool,
+    /// Seconds to wait for another apply on the same workspace before giving up.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub lock_timeout: Duration,
+    /// How many clones and fetches run at once.
+    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a number of seconds"))
+}
+
+/// Why a saved plan cannot be applied.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum SavedPlanError {
+    #[error("`{path}` is not a plan saved by `comfyprov plan --out`: {why}")]
+    #[diagnostic(code(comfyprov::apply::bad_plan_file))]
+    Unreadable { path: String, why: String },
+    #[error("the plan `{path}` is stale: {what} changed since it was saved")]
+    #[diagnostic(
+        code(comfyprov::apply::stale_plan),
+        help("review the new plan with `comfyprov plan --out {path}`, then apply that")
+    )]
+    Stale { path: String, what: String },
+}
+
+/// A saved plan: its JSON document and the choices it was made with.
+struct Saved {
+    path: String,
+    doc: serde_json::Value,
+    force: bool,
+}
+
+fn read_saved(path: &Path, manifest_sha256: &str) -> Result<Saved, SavedPlanError> {
+    let shown = path.display().to_string();
+    let bad = |why: String| SavedPlanError::Unreadable {
+        path: shown.clone(),
+        why,
+    };
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let doc: serde_json::Value = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+    if doc["format_version"] != display::FORMAT_VERSION {
+        return Err(bad(format!(
+            "format_version is {}, this comfyprov reads {}",
+            doc["format_version"],
+            display::FORMAT_VERSION
+        )));
+    }
+    let (Some(saved_sha), Some(_)) = (
+        doc["manifest_sha256"].as_str(),
+        doc["observed_fingerprint"].as_str(),
+    ) else {
+        return Err(bad(
+            "it has no fingerprint (was it printed with --json instead of saved with --out?)"
+                .to_owned(),
+        ));
+    };
+    if saved_sha != manifest_sha256 {
+        return Err(SavedPlanError::Stale {
+            path: shown,
+            what: "the manifest".to_owned(),
+        });
+    }
+    let force = doc["force"].as_bool().unwrap_or(false);
+    Ok(Saved {
+        path: shown,
+        doc,
+        force,
+    })
+}
+
+pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
+    let (desired, manifest_sha256) =
+        crate::manifest::load_with_digest(&cli.manifest).map_err(miette::Report::new)?;
+    let saved = match &args.plan_file {
+        Some(p) => Some(read_saved(p, &manifest_sha256)?),
+        None => None,
+    };
+    let force = saved.as_ref().map_or(args.force, |s| s.force);
+
+    let lock = lock::acquire(&desired.workspace.path, args.lock_timeout, |holder| {
+        ui.info(&format!(
+            "waiting up to {:.0} s for another apply on this workspace ({})",
+            args.lock_timeout.as_secs_f64(),
+            holder.map_or_else(|| "holder unknown".to_owned(), ToString::to_string)
+        ));
+    })?;
+    if let Some(h) = &lock.took_over {
+        ui.info(&format!(
+            "took over the lock of an apply that did not finish ({h})"
+        ));
+    }
+    for dir in apply::sweep_leftovers(&desired) {
+        ui.info(&format!(
+            "removed {dir}: a partial clone left by an interrupted apply"
+        ));
+    }
+
+    let observed = crate::observe::observe(&desired);
+    let plan = crate::plan::plan(&desired, &observed, &Options { force });
+    let manifest = cli.manifest.display().to_string();
+    if let Some(saved) = &saved {
+        let now = display::json(&plan, &manifest, &desired.project, &observed.fingerprint());
+        let what = if saved.doc["observed_fingerprint"] != now["observed_fingerprint"] {
+            Some("the workspace")
+        } else if saved.doc["steps"] != now["steps"] {
+            Some("the plan")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(SavedPlanError::Stale {
+                path: saved.path.clone(),
+                what: what.to_owned(),
+            }
+            .into());
+        }
+    }
+
+    let title = format!("{} ({manifest})", desired.project);
+    emit(&display::render(&plan, &title, ui.color_out))?;
+    if !plan.has_changes() {
+        bcrypt_detail(ui);
+        return Ok(EXIT_OK);
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !args.yes && saved.is_none() && interactive && !confirm(plan.steps.len())? {
+        eprintln!("nothing was changed");
+        return Ok(EXIT_ERROR);
+    }
+
+    let reporter: Box<dyn Reporter> = if ui.quiet {
+        Box::new(Silent)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bars::new())
+    } else {
+        Box::new(Lines::new())
+    };
+    let opts = apply::Options {
+        jobs: usize::from(args.jobs),
+    };
+    let report = apply::apply(&desired, &observed, &plan, &opts, reporter.as_ref());
+    drop(reporter);
+
+    // Look again: the summary says whether reality now matches, not whether steps ran.
+    let after_observed = crate::observe::observe(&desired);
+    let after = crate::plan::plan(&desired, &after_observed, &Options { force: false });
+    drop(lock);
+    bcrypt_detail(ui);
+    emit(&summary(&desired, &report, &after))?;
+    let clean =
+        report.failed().next().is_none() && report.left().next().is_none() && !after.has_changes();
+    Ok(if clean { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// With `-v`: how many bcrypt hashes or verifies this run cost (none when nothing changed).
+fn bcrypt_detail(ui: &Ui) {
+    ui.detail(&format!(
+        "bcrypt operations: {}",
+        crate::observe::login::bcrypt_runs()
+    ));
+}
+
+fn confirm(steps: usize) -> miette::Result<bool> {
+    use std::io::Write;
+    eprint!(
+        "Apply {steps} step{}? [y/N] ",
+        if steps == 1 { "" } else { "s" }
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .into_diagnostic()
+        .wrap_err("cannot read the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// What was done, what was left, what a restart would pick up, and whether reality matches now.
+fn summary(desired: &Desired, report: &Report, after: &Plan) -> String {
+    let count = |f: fn(&Outcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
+    let mut out = format!(
+        "\nApplied: {} done, {} already done, {} failed, {} left.\n",
+        count(|o| matches!(o, Outcome::Done { .. })),
+        count(|o| matches!(o, Outcome::AlreadyDone { .. })),
+        count(|o| matches!(o, Outcome::Failed { .. })),
+        count(|o| matches!(o, Outcome::Left { .. })),
+    );
+    for r in report.failed() {
+        if let Outcome::Failed { error } = &r.outcome {
+            out.push_str(&format!("\nerror: {error}\n"));
+        }
+    }
+    let left: Vec<_> = report.left().collect();
+    if !left.is_empty() {
+        out.push_str("\nLeft as they are:\n");
+        for r in left {
+            if let Outcome::Left { why } = &r.outcome {
+                out.push_str(&format!("  {}: {why}\n", r.step.action.describe()));
+            }
+        }
+    }
+    let restart = report.restart_reasons();
+    if !restart.is_empty() {
+        out.push_str(&format!(
+            "\nRestart needed: ComfyUI reads custom nodes and login/PASSWORD only at start. It picks up on restart: {}.\n",
+            restart.join("; ")
+        ));
+        if let Some(c) = &desired.container {
+            out.push_str(&format!(
+                "  comfyprov does not manage the container yet: `docker-compose -p {} -f {} up -d --force-recreate`\n",
+                desired.project, c.compose_file.shown
+            ));
+        }
+    }
+    if after.has_changes() {
+        out.push_str(&format!(
+            "\nNot converged: {} step{} still differ; see `comfyprov plan`.\n",
+            after.steps.len(),
+            if after.steps.len() == 1 { "" } else { "s" }
+        ));
+    } else {
+        out.push_str("\nConverged: the workspace matches the manifest.\n");
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! The command line's [`Reporter`]s: indicatif bars on a terminal, plain lines elsewhere. Both
+//! write to stderr; stdout is for the plan and the summary.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::plan::{Action, Step};
+use crate::report::{Outcome, Progress, Reporter, StepId};
+
+/// One finished step as a line: `done     clone X @ abc1234 (v1 → abc1234, 0.4 s)`.
+pub fn line(step: &Step, outcome: &Outcome, took: Option<Duration>) -> String {
+    let what = step.action.describe();
+    let secs = took
+        .filter(|d| d.as_millis() >= 100)
+        .map(|d| format!("{:.1} s", d.as_secs_f64()));
+    match outcome {
+        Outcome::Done { detail } => {
+            let extra: Vec<String> = detail.iter().cloned().chain(secs).collect();
+            if extra.is_empty() {
+                format!("done     {what}")
+            } else {
+                format!("done     {what} ({})", extra.join(", "))
+            }
+        }
+        Outcome::AlreadyDone { why } => format!("already  {what}: {why}"),
+        Outcome::Left { why } => format!("left     {what}: {why}"),
+        Outcome::Failed { error } => format!("FAILED   {error}"),
+    }
+}
+
+/// Plain lines, one per finished step.
+pub struct Lines {
+    started: Mutex<HashMap<StepId, Instant>>,
+}
+
+impl Lines {
+    pub fn new() -> Self {
+        Lines {
+            started: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Reporter for Lines {
+    fn on_step_start(&self, id: StepId, _: &Step) {
+        if let Ok(mut m) = self.started.lock() {
+            m.insert(id, Instant::now());
+        }
+    }
+
+    fn on_progress(&self, _: StepId, _: Progress) {}
+
+    fn on_step_finish(&self, id: StepId, step: &Step, outcome: &Outcome) {
+        let took = self
+            .started
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).map(Instant::elapsed));
+        eprintln!("{}", line(step, outcome, took));
+    }
+
+    fn on_message(&self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+/// A bar per clone or fetch in flight, drawn only on a terminal; finished steps become lines.
+pub struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<StepId, (ProgressBar, Instant)>>,
+}
+
+impl Bars {
+    pub fn new() -> Self {
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn transfers(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Clone { .. } | Action::Checkout { .. } | Action::Replace { .. }
+    )
+}
+
+impl Reporter for Bars {
+    fn on_step_start(&self, id: StepId, step: &Step) {
+        let bar = if transfers(&step.action) {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(step.action.describe());
+            bar.set_message("connecting");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        if let Ok(mut m) = self.bars.lock() {
+            m.insert(id, (bar, Instant::now()));
+        }
+    }
+
+    fn on_progress(&self, id: StepId, progress: Progress) {
+        let Ok(m) = self.bars.lock() else { return };
+        let Some((bar, _)) = m.get(&id) else { return };
+        match progress {
+            Progress::Transfer {
+                received_objects,
+                total_objects,
+                received_bytes,
+            } => bar.set_message(format!(
+                "{received_objects}/{total_objects} objects, {}",
+                HumanBytes(received_bytes as u64)
+            )),
+            Progress::Checkout { done, total } => {
+                bar.set_message(format!("checking out {done}/{total} files"));
+            }
+        }
+    }
+
+    fn on_step_finish(&self, id: StepId, step: &Step, outcome: &Outcome) {
+        let entry = self.bars.lock().ok().and_then(|mut m| m.remove(&id));
+        let took = entry.as_ref().map(|(_, t)| t.elapsed());
+        if let Some((bar, _)) = entry {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        let _ = self.multi.println(line(step, outcome, took));
+    }
+
+    fn on_message(&self, message: &str) {
+        let _ = self.multi.println(message);
+    }
+}
