@@ -45,16 +45,23 @@ fn shallow_capable(url: &str) -> bool {
 }
 
 fn git_failure(e: &git2::Error) -> Failure {
-    let f = Failure::new(e.message().trim_end_matches('.').to_owned());
-    match e.class() {
+    let msg = e.message().trim_end_matches('.').to_owned();
+    let network = matches!(
+        e.class(),
         git2::ErrorClass::Net
-        | git2::ErrorClass::Ssl
-        | git2::ErrorClass::Http
-        | git2::ErrorClass::Ssh => f.help(
-            "check the URL and the network; `plan` works offline, but `apply` must reach the remote",
-        ),
-        git2::ErrorClass::Os => f.help("check the URL, the disk and the permissions of the workspace"),
-        _ => f,
+            | git2::ErrorClass::Ssl
+            | git2::ErrorClass::Http
+            | git2::ErrorClass::Ssh
+    ) || ["connect", "resolve", "timed out", "unreachable"]
+        .iter()
+        .any(|w| msg.contains(w));
+    let f = Failure::new(msg);
+    if network {
+        f.help("check the URL and the network; `plan` works offline, but `apply` must reach the remote")
+    } else if e.class() == git2::ErrorClass::Os {
+        f.help("check the URL, the disk and the permissions of the workspace")
+    } else {
+        f
     }
 }
 

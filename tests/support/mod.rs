@@ -87,3 +87,106 @@ pub fn clone_at(src: &SourceRepo, dest: &Path, rev: &str) {
     );
     git(dest, &["checkout", "-q", rev]);
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a test server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait until something accepts connections on `port`.
+fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+/// A real `git daemon` on 127.0.0.1 serving every repository under `base`, killed on drop.
+/// Each repository it serves should allow fetching any commit (`allow_any_sha1`), as GitHub does.
+pub struct GitDaemon {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl GitDaemon {
+    pub fn start(base: &Path) -> GitDaemon {
+        let port = free_port();
+        // `git-daemon` itself, not `git daemon`: killing the `git` wrapper would orphan the
+        // daemon, which then holds the test harness's output pipes open.
+        let exec_path = git(Path::new("."), &["--exec-path"]);
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .args([
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                &format!("--base-path={}", base.display()),
+            ])
+            .arg(base)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon starts");
+        wait_for_port(port);
+        GitDaemon { child, port }
+    }
+
+    /// The URL of the repository at `base/<name>`.
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Let a `git daemon` serve commits that no branch or tag names (depth-1 fetch of a pin).
+pub fn allow_any_sha1(repo: &Path) {
+    git(repo, &["config", "uploadpack.allowAnySHA1InWant", "true"]);
+}
+
+/// A TCP proxy to `upstream` on 127.0.0.1 that sends the server's bytes slowly (`chunk` bytes
+/// per `pause`): a slow network, so a test can kill a client mid-transfer. Runs until the test
+/// process ends.
+pub fn slow_proxy(upstream: u16, chunk: usize, pause: std::time::Duration) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; chunk];
+                while let Ok(n) = s_read.read(&mut buf) {
+                    if n == 0 || c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(pause);
+                }
+                let _ = c_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
