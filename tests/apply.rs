@@ -808,3 +808,75 @@ fn applied_compose_files_are_accepted_by_docker_compose() {
         assert!(!raw.contains("$2b$") && !raw.contains(&w.password()));
     }
 }
+
+/// Records every event, for tests of what apply tells its reporter.
+#[derive(Default)]
+struct Recorder {
+    events: std::sync::Mutex<Vec<(usize, String)>>,
+}
+
+impl comfyprov::report::Reporter for Recorder {
+    fn on_step_start(&self, id: usize, _: &comfyprov::plan::Step) {
+        self.events.lock().unwrap().push((id, "start".into()));
+    }
+    fn on_progress(&self, id: usize, p: comfyprov::report::Progress) {
+        let kind = match p {
+            comfyprov::report::Progress::Transfer { .. } => "transfer",
+            comfyprov::report::Progress::Checkout { .. } => "checkout",
+        };
+        self.events.lock().unwrap().push((id, kind.into()));
+    }
+    fn on_step_finish(
+        &self,
+        id: usize,
+        _: &comfyprov::plan::Step,
+        outcome: &comfyprov::report::Outcome,
+    ) {
+        let done = matches!(outcome, comfyprov::report::Outcome::Done { .. });
+        self.events
+            .lock()
+            .unwrap()
+            .push((id, if done { "done" } else { "not done" }.into()));
+    }
+    fn on_message(&self, _: &str) {}
+}
+
+#[test]
+fn reporter_gets_start_transfer_progress_and_finish_for_every_clone() {
+    // file:// goes through libgit2, git:// through the git command: both report.
+    for serve in [Serve::File, Serve::Daemon] {
+        reporter_events(serve);
+    }
+}
+
+fn reporter_events(serve: Serve) {
+    let w = World::new(serve);
+    let desired = comfyprov::manifest::load(&w.root().join("comfy.toml")).unwrap();
+    let observed = comfyprov::observe::observe(&desired);
+    let plan = comfyprov::plan::plan(&desired, &observed, &Default::default());
+    let rec = Recorder::default();
+    let report = comfyprov::apply::apply(&desired, &observed, &plan, &Default::default(), &rec);
+    assert_eq!(report.failed().count(), 0);
+    let events = rec.events.into_inner().unwrap();
+    for (id, step) in plan.steps.iter().enumerate() {
+        let mine: Vec<&str> = events
+            .iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, e)| e.as_str())
+            .collect();
+        assert_eq!(mine.first(), Some(&"start"), "{}", step.action.describe());
+        assert_eq!(mine.last(), Some(&"done"), "{}", step.action.describe());
+        if matches!(step.action, comfyprov::plan::Action::Clone { .. }) {
+            assert!(
+                mine.contains(&"transfer"),
+                "{}: {mine:?}",
+                step.action.describe()
+            );
+            assert!(
+                mine.contains(&"checkout"),
+                "{}: {mine:?}",
+                step.action.describe()
+            );
+        }
+    }
+}

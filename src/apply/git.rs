@@ -7,8 +7,9 @@
 use std::path::Path;
 
 use git2::build::CheckoutBuilder;
-use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, Repository};
+use git2::{Oid, Repository};
 
+use super::fetch::{fetch_pin, git_failure};
 use super::{Ctx, Exec, Failure};
 use crate::fsutil::{rename_noreplace, sync_dir, temp_name, utc_compact};
 use crate::manifest::Rev;
@@ -17,153 +18,6 @@ use crate::observe::workspace::{inspect, open_repo, resolve};
 use crate::plan::Target;
 use crate::plan::step::short;
 use crate::report::{Outcome, Progress, StepId};
-
-/// Make `http://` and `https://` remotes work, through curl (as cargo does). libgit2 is built
-/// without its own TLS, whose global init costs every process (`plan` included) ~8 ms; curl's
-/// starts only here, and only when a remote needs it.
-pub(super) fn register_transports(desired: &crate::manifest::Desired) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    let needs_http = desired
-        .comfyui
-        .iter()
-        .chain(desired.nodes.iter().map(|n| &n.source))
-        .any(|s| s.url.starts_with("http://") || s.url.starts_with("https://"));
-    if needs_http {
-        ONCE.call_once(|| {
-            let mut easy = curl::easy::Easy::new();
-            let _ = easy.useragent(concat!("comfyprov/", env!("CARGO_PKG_VERSION")));
-            // SAFETY: called once, before any thread of this process uses git2's transports.
-            unsafe { git2_curl::register(easy) };
-        });
-    }
-}
-
-/// Whether the transport can fetch a single commit at depth 1. libgit2's local transport
-/// (`file://`, plain paths) cannot: those get a full fetch.
-fn shallow_capable(url: &str) -> bool {
-    !(url.starts_with("file://") || url.starts_with('/') || url.starts_with('.'))
-}
-
-fn git_failure(e: &git2::Error) -> Failure {
-    let msg = e.message().trim_end_matches('.').to_owned();
-    let network = matches!(
-        e.class(),
-        git2::ErrorClass::Net
-            | git2::ErrorClass::Ssl
-            | git2::ErrorClass::Http
-            | git2::ErrorClass::Ssh
-    ) || ["connect", "resolve", "timed out", "unreachable"]
-        .iter()
-        .any(|w| msg.contains(w));
-    let f = Failure::new(msg);
-    if network {
-        f.help("check the URL and the network; `plan` works offline, but `apply` must reach the remote")
-    } else if e.class() == git2::ErrorClass::Os {
-        f.help("check the URL, the disk and the permissions of the workspace")
-    } else {
-        f
-    }
-}
-
-/// A failure of the network or the server, as opposed to the server not having what we asked.
-fn is_transport_error(e: &git2::Error) -> bool {
-    matches!(
-        e.class(),
-        git2::ErrorClass::Net
-            | git2::ErrorClass::Os
-            | git2::ErrorClass::Ssl
-            | git2::ErrorClass::Http
-            | git2::ErrorClass::Ssh
-    ) && !e.message().contains("not our ref")
-}
-
-/// Fetch `refspecs` from `url` into `repo`, reporting progress.
-fn fetch(
-    ctx: &Ctx,
-    id: StepId,
-    repo: &Repository,
-    url: &str,
-    refspecs: &[String],
-    depth: Option<i32>,
-) -> Result<(), git2::Error> {
-    let mut remote = repo.remote_anonymous(url)?;
-    let mut cb = RemoteCallbacks::new();
-    cb.transfer_progress(|p| {
-        ctx.reporter.on_progress(
-            id,
-            Progress::Transfer {
-                received_objects: p.received_objects(),
-                total_objects: p.total_objects(),
-                received_bytes: p.received_bytes(),
-            },
-        );
-        true
-    });
-    let mut fo = FetchOptions::new();
-    fo.remote_callbacks(cb).download_tags(AutotagOption::None);
-    if let Some(d) = depth {
-        fo.depth(d);
-    }
-    remote.fetch(refspecs, Some(&mut fo), None)
-}
-
-/// Bring the commit `rev` names into `repo`, fetching as little as the transport allows, and
-/// return it.
-fn fetch_pin(
-    ctx: &Ctx,
-    id: StepId,
-    repo: &Repository,
-    url: &str,
-    rev: &Rev,
-) -> Result<Oid, Failure> {
-    let shallow = shallow_capable(url);
-    match rev {
-        Rev::Commit(hex) if hex.len() == 40 && shallow => {
-            match fetch(ctx, id, repo, url, std::slice::from_ref(hex), Some(1)) {
-                Ok(()) => {
-                    if let Ok(oid) = Oid::from_str(hex)
-                        && repo.find_commit(oid).is_ok()
-                    {
-                        return Ok(oid);
-                    }
-                }
-                Err(e) if is_transport_error(&e) => return Err(git_failure(&e)),
-                // The server does not serve arbitrary commits (no allowAnySHA1InWant, or the
-                // commit is unknown): fall back to fetching its branches and tags.
-                Err(_) => {}
-            }
-        }
-        Rev::Named(name) => {
-            let specs = [
-                format!("+refs/tags/{name}:refs/tags/{name}"),
-                format!("+refs/heads/{name}:refs/remotes/origin/{name}"),
-            ];
-            fetch(ctx, id, repo, url, &specs, shallow.then_some(1)).map_err(|e| git_failure(&e))?;
-            return resolve(repo, rev)
-                .and_then(|h| Oid::from_str(&h).ok())
-                .ok_or_else(|| {
-                    Failure::new(format!("`{name}` is neither a tag nor a branch of {url}")).help(
-                        "check `rev` in the manifest: a commit id (preferred), a tag or a branch",
-                    )
-                });
-        }
-        Rev::Commit(_) => {}
-    }
-    let specs = [
-        "+refs/heads/*:refs/remotes/origin/*".to_owned(),
-        "+refs/tags/*:refs/tags/*".to_owned(),
-    ];
-    fetch(ctx, id, repo, url, &specs, None).map_err(|e| git_failure(&e))?;
-    resolve(repo, rev)
-        .and_then(|h| Oid::from_str(&h).ok())
-        .ok_or_else(|| {
-            Failure::new(format!(
-                "commit {} is not in any branch or tag of {url}",
-                rev.as_str()
-            ))
-            .help("check `rev` in the manifest, or push the commit to the remote")
-        })
-}
 
 /// Check out `oid` (detached) in `repo`. `force` for a fresh clone; otherwise safe, so that
 /// nothing in the working tree is overwritten.

@@ -10,6 +10,7 @@
 //! the plan it runs.
 
 mod compose;
+mod fetch;
 mod git;
 pub mod lock;
 mod password;
@@ -199,7 +200,6 @@ pub fn apply(
     opts: &Options,
     reporter: &dyn Reporter,
 ) -> Report {
-    git::register_transports(desired);
     let ctx = Ctx {
         desired,
         observed,
