@@ -219,7 +219,7 @@ fn ansible_run(bin: &Path, root: &Path, nodes: &[(String, String)], pin: &str) -
         Command::new(bin)
             .args(["-i", "localhost,", "-e", "@vars.json", "playbook.yml"])
             .current_dir(root)
-            .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
+            .env("ANSIBLE_PYTHON_INTERPRETER", bin.with_file_name("python"))
             .env("ANSIBLE_LOCALHOST_WARNING", "False"),
     );
     t.as_secs_f64() * 1e3

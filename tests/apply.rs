@@ -880,3 +880,62 @@ fn reporter_events(serve: Serve) {
         }
     }
 }
+
+#[test]
+fn ready_hash_from_a_hash_file_is_copied_as_is() {
+    let w = World::new(Serve::File);
+    let hash = bcrypt::hash("a password kept elsewhere", 4).unwrap();
+    std::fs::write(w.root().join("hash"), format!("{hash}\n")).unwrap();
+    w.write_manifest(&w.manifest().replace(
+        "password_file = \".secrets/comfyui.password\"\ngenerate = true\n",
+        "hash_file = \"hash\"\n",
+    ));
+    let out = w.apply_ok();
+    assert_eq!(w.password_file(), format!("{hash}\nadmin"));
+    assert!(!both(&out).contains(&hash));
+    assert_eq!(w.plan_code(), 0);
+}
+
+/// A write failing half-way (here: the file size limit, which fails writes with EFBIG the way a
+/// full disk fails them with ENOSPC) fails that step only, names it, and leaves no partial clone.
+#[test]
+fn write_failure_mid_clone_fails_that_step_and_leaves_nothing_half_written() {
+    use std::os::unix::process::CommandExt;
+    let w = World::new(Serve::File);
+    let big = big_repo(&w.root().join("git/Big"));
+    w.write_manifest(&format!(
+        "{}[[nodes]]\nname = \"Big\"\ngit = \"file://{}\"\nrev = \"{big}\"\n",
+        w.manifest(),
+        w.root().join("git/Big").display()
+    ));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfyprov"));
+    cmd.args(["apply", "-y"]).current_dir(w.root());
+    // SAFETY: setrlimit and signal are async-signal-safe. An ignored SIGXFSZ survives exec, so
+    // an oversized write fails with EFBIG instead of killing the process.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 200_000,
+                rlim_max: 200_000,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("failed to clone Big @") && text.contains("caused by"),
+        "{text}"
+    );
+    assert!(!w.ws("custom_nodes/Big").exists());
+    assert_eq!(
+        w.node_dirs(),
+        ["ComfyUI-Login", "Extra", "Third"],
+        "the other nodes converged and no temp dir is left"
+    );
+    w.apply_ok();
+    assert_eq!(w.head("Big"), big);
+}
