@@ -240,15 +240,24 @@ fn cli_fetch(
     if missing.iter().any(|m| text.contains(m)) {
         return Err(FetchError::Missing);
     }
-    let cause = tail
+    // git's message starts at its last `fatal:`/`error:` line and may go on (`unable to connect
+    // to host:` then `host[0: addr]: errno=Connection refused`).
+    let start = tail
         .iter()
-        .rev()
-        .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
-        .or(tail.last())
-        .map(|l| {
-            l.trim_start_matches("fatal: ")
-                .trim_start_matches("error: ")
-                .to_owned()
+        .rposition(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+        .unwrap_or(tail.len().saturating_sub(1));
+    let cause = tail
+        .get(start..)
+        .filter(|lines| !lines.is_empty())
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|l| {
+                    l.trim_start_matches("fatal: ")
+                        .trim_start_matches("error: ")
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .unwrap_or_else(|| format!("`git fetch` exited with {status}"));
     Err(FetchError::Failed(Failure::new(cause).help(NETWORK_HELP)))

@@ -51,10 +51,10 @@ impl Drop for Lock {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LockError {
-    #[error("another apply is running on this workspace: {}", holder.as_ref().map_or_else(|| "holder unknown".to_owned(), ToString::to_string))]
+    #[error("another apply holds the workspace lock `{path}`: {}", holder.as_ref().map_or_else(|| "holder unknown".to_owned(), ToString::to_string))]
     #[diagnostic(
         code(comfyprov::lock::busy),
-        help("wait for it to finish, or raise --lock-timeout (waited {waited:.1} s for `{path}`)")
+        help("wait for it to finish, or raise --lock-timeout (waited {waited:.1} s)")
     )]
     Busy {
         holder: Option<Holder>,

@@ -247,9 +247,10 @@ fn summary(desired: &Desired, report: &Report, after: &Plan) -> String {
     }
     if after.has_changes() {
         out.push_str(&format!(
-            "\nNot converged: {} step{} still differ; see `comfyprov plan`.\n",
+            "\nNot converged: {} step{} remain{}; see `comfyprov plan`.\n",
             after.steps.len(),
-            if after.steps.len() == 1 { "" } else { "s" }
+            if after.steps.len() == 1 { "" } else { "s" },
+            if after.steps.len() == 1 { "s" } else { "" }
         ));
     } else {
         out.push_str("\nConverged: the workspace matches the manifest.\n");
