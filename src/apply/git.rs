@@ -157,12 +157,21 @@ pub(super) fn checkout(ctx: &Ctx, id: StepId, target: &Target, rev: &Rev) -> Exe
                 });
             }
         }
-        other => {
+        DirState::Missing => {
+            return Err(Failure::new(format!("{} is gone", target.shown()))
+                .help("run `comfyprov plan` again"));
+        }
+        DirState::NotGit => {
+            return Err(
+                Failure::new(format!("{} is not a git checkout any more", target.shown()))
+                    .help("run `comfyprov plan` again"),
+            );
+        }
+        DirState::Unreadable { error } => {
             return Err(Failure::new(format!(
-                "{} is not a git checkout any more ({other:?})",
+                "{} cannot be inspected: {error}",
                 target.shown()
-            ))
-            .help("run `comfyprov plan` again"));
+            )));
         }
     }
     let repo = open_repo(&path).map_err(|e| git_failure(&e))?;

@@ -92,8 +92,6 @@ pub struct StepResult {
 pub struct Report {
     /// In plan order.
     pub results: Vec<StepResult>,
-    /// Leftover temp clones of an interrupted apply that were removed first.
-    pub swept: Vec<String>,
 }
 
 impl Report {
@@ -331,10 +329,7 @@ pub fn apply(
             }),
         })
         .collect();
-    Report {
-        results,
-        swept: Vec::new(),
-    }
+    Report { results }
 }
 
 /// The git target a step acts on, if any.

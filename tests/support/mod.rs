@@ -190,3 +190,21 @@ pub fn slow_proxy(upstream: u16, chunk: usize, pause: std::time::Duration) -> u1
     });
     port
 }
+
+/// Whether `docker-compose` can be run. With `CI=true` it must be: the test fails instead of
+/// skipping. Elsewhere a missing tool skips the test with a message.
+pub fn docker_compose_available() -> bool {
+    if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "docker-compose is required when CI=true"
+    );
+    eprintln!("skipping: docker-compose is not installed");
+    false
+}
