@@ -930,3 +930,28 @@ fn write_failure_mid_clone_fails_that_step_and_leaves_nothing_half_written() {
     w.apply_ok();
     assert_eq!(w.head("Big"), big);
 }
+
+/// On a terminal, apply shows the plan and asks; "no" changes nothing and exits 1. The terminal
+/// is a real pseudo-terminal from `script` (util-linux).
+#[test]
+fn apply_on_a_terminal_asks_first_and_no_changes_nothing() {
+    use std::io::Write;
+    let w = World::new(Serve::File);
+    let command = format!("{} apply", env!("CARGO_BIN_EXE_comfyprov"));
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(w.root())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = both(&out);
+    assert!(text.contains("Apply 8 steps? [y/N]"), "{text}");
+    assert!(text.contains("nothing was changed"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!w.root().join("workspace").exists());
+}
