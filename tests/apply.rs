@@ -955,3 +955,23 @@ fn apply_on_a_terminal_asks_first_and_no_changes_nothing() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(!w.root().join("workspace").exists());
 }
+
+#[test]
+fn token_prints_the_hash_line_only_when_it_matches_the_secret() {
+    let w = World::new(Serve::File);
+    let out = w.run(&["token"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("comfyprov apply"), "{}", stderr(&out));
+    w.apply_ok();
+    let out = w.run(&["token"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let pw = w.password_file();
+    let (hash, _) = pw.split_once('\n').unwrap();
+    assert_eq!(stdout(&out), format!("{hash}\n"));
+    // A stale PASSWORD yields no token: the server would reject it after a restart.
+    let stale = bcrypt::hash("an old password", 4).unwrap();
+    std::fs::write(w.ws("login/PASSWORD"), format!("{stale}\nadmin")).unwrap();
+    let out = w.run(&["token"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty() && !stderr(&out).contains(&stale));
+}

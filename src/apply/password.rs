@@ -181,7 +181,7 @@ pub(super) fn write(ctx: &Ctx, new_hash: bool) -> Exec {
     let detail = if current_verifies {
         "hash kept (the token did not change)"
     } else {
-        "new hash: clients need the new token"
+        "new hash: clients need the new token, see `comfyprov token`"
     };
     Ok(Outcome::Done {
         detail: Some(detail.to_owned()),

@@ -60,6 +60,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Print the compose file the manifest renders.
     Render,
+    /// Print the API bearer token for clients (line 1 of login/PASSWORD), if it matches the
+    /// secret. The only command that prints a secret.
+    Token,
 }
 
 /// Output settings shared by all commands.
@@ -122,6 +125,7 @@ pub fn main() -> u8 {
         Command::Plan(args) => plan::run(&cli, &ui, args),
         Command::Apply(args) => apply::run(&cli, &ui, args),
         Command::Render => simple::render(&cli),
+        Command::Token => simple::token(&cli),
     };
     match result {
         Ok(code) => code,

@@ -46,3 +46,53 @@ pub fn render(cli: &Cli) -> miette::Result<u8> {
     emit(&text)?;
     Ok(EXIT_OK)
 }
+
+/// `comfyprov token`: the API bearer token (line 1 of `login/PASSWORD`), and only when it
+/// matches the secret, so a client is never handed a token the server will reject after its next
+/// restart. The only command that prints a secret.
+pub fn token(cli: &Cli) -> miette::Result<u8> {
+    use crate::observe::login::{HashState, PasswordFile};
+    let d = load(cli)?;
+    if !matches!(d.auth, AuthSpec::Login(_)) {
+        return Err(miette!(
+            help = "set `mode = \"login\"` in [auth] to protect ComfyUI with ComfyUI-Login",
+            "auth.mode is none: the server takes no token"
+        ));
+    }
+    let comfy = d.workspace.path.join("ComfyUI");
+    let (_, password) = crate::observe::login::observe(&d, &comfy);
+    let apply = "run `comfyprov apply` to write it";
+    match password.file {
+        PasswordFile::Present {
+            hash: HashState::Verified,
+            ..
+        } => {}
+        PasswordFile::Missing => {
+            return Err(miette!(help = apply, "login/PASSWORD does not exist"));
+        }
+        PasswordFile::Unreadable { error } => {
+            return Err(miette!("login/PASSWORD cannot be read: {error}"));
+        }
+        PasswordFile::Present {
+            hash: HashState::Unchecked { reason },
+            ..
+        } => {
+            return Err(miette!(
+                help = "see `comfyprov plan`",
+                "login/PASSWORD cannot be checked against the secret: {reason}"
+            ));
+        }
+        PasswordFile::Present { .. } => {
+            return Err(miette!(
+                help = apply,
+                "login/PASSWORD does not match the secret: its token is stale"
+            ));
+        }
+    }
+    let path = comfy.join("login").join("PASSWORD");
+    let bytes = std::fs::read(&path).map_err(|e| miette!("cannot read login/PASSWORD: {e}"))?;
+    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    emit(&format!("{}\n", String::from_utf8_lossy(line)))?;
+    Ok(EXIT_OK)
+}
