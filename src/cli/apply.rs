@@ -179,9 +179,23 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
     let after = crate::plan::plan(&desired, &after_observed, &Options { force: false });
     drop(lock);
     bcrypt_detail(ui);
-    emit(&summary(&desired, &report, &after))?;
-    let clean =
-        report.failed().next().is_none() && report.left().next().is_none() && !after.has_changes();
+    let mut text = summary(&desired, &report, &after);
+    // A declared container that cannot be observed is an error: the workspace steps are done,
+    // but whether the server runs what they made is unknown.
+    let unobserved = match &after_observed.container {
+        crate::observe::ContainerState::NotObserved { reason } => {
+            text.push_str(&format!(
+                "\nerror: the container cannot be observed: {reason}\n  help: start the Docker daemon or fix DOCKER_HOST, then run apply again\n"
+            ));
+            true
+        }
+        _ => false,
+    };
+    emit(&text)?;
+    let clean = report.failed().next().is_none()
+        && report.left().next().is_none()
+        && !after.has_changes()
+        && !unobserved;
     Ok(if clean { EXIT_OK } else { EXIT_ERROR })
 }
 

@@ -2,6 +2,7 @@
 //! the ComfyUI-Login password, the secret and the compose file once, and returns plain data.
 //! Nothing here decides what to do about what it sees; that is `plan`'s job.
 
+pub mod container;
 pub mod login;
 pub mod workspace;
 
@@ -109,8 +110,12 @@ pub enum FileState {
 pub enum ContainerState {
     /// The manifest has no `[container]`.
     NotManaged,
-    /// Not looked at, and why.
+    /// Could not be looked at, and why (the daemon is unreachable).
     NotObserved { reason: String },
+    /// No container has the project's name.
+    Missing,
+    /// The container with the project's name.
+    Present(container::ContainerInfo),
 }
 
 impl Observed {
@@ -148,6 +153,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Observe everything the manifest talks about.
 pub fn observe(desired: &Desired) -> Observed {
+    // The daemon answers while the workspace is read.
+    std::thread::scope(|s| {
+        let container = desired
+            .container
+            .as_ref()
+            .map(|_| s.spawn(|| container::observe(&desired.project)));
+        let mut observed = observe_workspace(desired);
+        if let Some(handle) = container {
+            observed.container = handle.join().unwrap_or(ContainerState::NotObserved {
+                reason: "observing the container failed".to_owned(),
+            });
+        }
+        observed
+    })
+}
+
+/// Everything but the container (left `NotManaged`).
+fn observe_workspace(desired: &Desired) -> Observed {
     let ws = &desired.workspace.path;
     let comfy = ws.join("ComfyUI");
     let workspace_exists = ws.is_dir();
@@ -158,12 +181,6 @@ pub fn observe(desired: &Desired) -> Observed {
         .container
         .as_ref()
         .map(|c| file_state(&c.compose_file.path));
-    let container = match &desired.container {
-        None => ContainerState::NotManaged,
-        Some(_) => ContainerState::NotObserved {
-            reason: "comfyprov does not manage containers yet".to_owned(),
-        },
-    };
     Observed {
         workspace_exists,
         comfyui,
@@ -171,7 +188,7 @@ pub fn observe(desired: &Desired) -> Observed {
         secret,
         password,
         compose,
-        container,
+        container: ContainerState::NotManaged,
     }
 }
 

@@ -111,11 +111,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         }
     }
 
-    if let ContainerState::NotObserved { reason } = &observed.container {
-        plan.notes.push(Note::ContainerNotObserved {
-            reason: reason.clone(),
-        });
-    }
+    plan_container(&mut plan, desired, observed);
 
     let restart: Vec<String> = plan
         .steps
@@ -127,6 +123,73 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         plan.notes.push(Note::RestartNeeded { reasons: restart });
     }
     plan
+}
+
+/// What is known about the container, as notes: comfyprov observes it but does not create or
+/// restart it yet.
+fn plan_container(plan: &mut Plan, desired: &Desired, observed: &Observed) {
+    let Some(c) = &desired.container else { return };
+    let name = desired.project.clone();
+    match &observed.container {
+        ContainerState::NotManaged => {}
+        ContainerState::NotObserved { reason } => plan.notes.push(Note::ContainerNotObserved {
+            reason: reason.clone(),
+        }),
+        ContainerState::Missing => plan.notes.push(Note::ContainerMissing {
+            name,
+            command: format!(
+                "docker-compose -p {} -f {} up -d",
+                desired.project, c.compose_file.shown
+            ),
+        }),
+        ContainerState::Present(info) => {
+            if info.project_label.as_deref() != Some(desired.project.as_str()) {
+                plan.notes
+                    .push(Note::ForeignContainer { name: name.clone() });
+            }
+            plan.notes.push(Note::ContainerStatus {
+                name: name.clone(),
+                status: info.status.clone(),
+                health: info.health.clone(),
+                started_at: info.started_at.clone(),
+            });
+            // ComfyUI-Login without a PASSWORD takes an empty token and lets the first visitor
+            // choose the password.
+            if let AuthSpec::Login(_) = &desired.auth
+                && info.running()
+            {
+                let pw = &observed.password;
+                let verified = |f: &PasswordFile| {
+                    matches!(
+                        f,
+                        PasswordFile::Present {
+                            hash: HashState::Verified,
+                            ..
+                        }
+                    )
+                };
+                let why = match (&pw.file, &pw.legacy) {
+                    (PasswordFile::Missing, PasswordFile::Missing) => Some(
+                        "login/PASSWORD is missing: ComfyUI-Login accepts an empty token and lets the first visitor choose the password",
+                    ),
+                    (f, l)
+                        if verified(f) || (matches!(f, PasswordFile::Missing) && verified(l)) =>
+                    {
+                        None
+                    }
+                    _ => Some(
+                        "login/PASSWORD does not match the secret: the server runs with a password nobody configured",
+                    ),
+                };
+                if let Some(why) = why {
+                    plan.notes.push(Note::UnprotectedServer {
+                        name,
+                        why: why.to_owned(),
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// The same repository, ignoring a trailing `/` or `.git`.

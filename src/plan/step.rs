@@ -223,8 +223,21 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "note", rename_all = "snake_case")]
 pub enum Note {
-    /// The container was not looked at.
+    /// The container could not be looked at.
     ContainerNotObserved { reason: String },
+    /// No container has the project's name.
+    ContainerMissing { name: String, command: String },
+    /// The container's state.
+    ContainerStatus {
+        name: String,
+        status: String,
+        health: Option<String>,
+        started_at: Option<String>,
+    },
+    /// A container with the project's name that comfyprov's compose file did not create.
+    ForeignContainer { name: String },
+    /// Critical: a login-mode server runs without a PASSWORD that matches the secret.
+    UnprotectedServer { name: String, why: String },
     /// An unmanaged node directory kept by `policy.unmanaged_nodes = "keep"`.
     KeptUnmanaged { dir: String },
     /// A checkout at its pin but with local changes (apply leaves it; `--force` replaces it).
@@ -243,6 +256,30 @@ impl Note {
     pub fn message(&self) -> String {
         match self {
             Note::ContainerNotObserved { reason } => format!("container not observed: {reason}"),
+            Note::ContainerMissing { name, command } => format!(
+                "container `{name}` does not exist; comfyprov does not create containers yet: `{command}`"
+            ),
+            Note::ContainerStatus {
+                name,
+                status,
+                health,
+                started_at,
+            } => {
+                let mut s = format!("container `{name}` is {status}");
+                if let Some(h) = health {
+                    s.push_str(&format!(" ({h})"));
+                }
+                if let Some(t) = started_at.as_deref().filter(|_| status == "running") {
+                    s.push_str(&format!(", started {}", t.split('.').next().unwrap_or(t)));
+                }
+                s
+            }
+            Note::ForeignContainer { name } => format!(
+                "container `{name}` was not created from comfyprov's compose file (no `comfyprov.project` label)"
+            ),
+            Note::UnprotectedServer { name, why } => {
+                format!("CRITICAL: container `{name}` is running in login mode, but {why}")
+            }
             Note::KeptUnmanaged { dir } => format!(
                 "custom_nodes/{dir} is not in the manifest; kept (policy.unmanaged_nodes = \"keep\"), ComfyUI loads it"
             ),
