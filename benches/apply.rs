@@ -110,7 +110,9 @@ fn p90(mut xs: Vec<Duration>) -> f64 {
 
 fn apply(root: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_comfyprov"));
-    c.args(["apply", "-y"]).current_dir(root);
+    // The workspace: no image exists for the manifest's container here.
+    c.args(["apply", "-y", "--workspace-only"])
+        .current_dir(root);
     c
 }
 

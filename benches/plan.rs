@@ -119,7 +119,10 @@ fn main() {
         let root = setup(dir.path(), n, 40);
         let plan = || {
             let mut c = Command::new(bin);
-            c.args(["plan", "--detailed-exitcode"]).current_dir(&root);
+            // The container is observed (the daemon is asked), but no container exists for
+            // this manifest, so its create step is left out of the exit code.
+            c.args(["plan", "--detailed-exitcode", "--workspace-only"])
+                .current_dir(&root);
             c
         };
         // First run: no verdict cached yet, so it pays one bcrypt verify at cost 12.

@@ -140,6 +140,33 @@ pub fn utc_compact(t: std::time::SystemTime) -> String {
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
+/// `2026-11-21T10:36:20.038289311Z` (Docker's timestamps) → nanoseconds since the epoch.
+pub fn parse_rfc3339_ns(s: &str) -> Option<i128> {
+    let s = s.trim().strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
+    let digits: String = frac.chars().take(9).collect();
+    let nanos: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<i128>().ok()? * 10i128.pow(9 - digits.len() as u32)
+    };
+    Some(i128::from(secs) * 1_000_000_000 + nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +199,16 @@ mod tests {
 mod time_tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn docker_timestamps_parse_to_epoch_nanoseconds() {
+        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_ns("2024-02-29T01:02:03.5Z"),
+            Some((1_709_164_800 + 3_723) * 1_000_000_000 + 500_000_000)
+        );
+        assert_eq!(parse_rfc3339_ns("garbage"), None);
+    }
 
     #[test]
     fn utc_formats_known_instants() {

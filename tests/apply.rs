@@ -131,8 +131,10 @@ rev = "{}"
             .unwrap()
     }
 
+    /// `apply -y --workspace-only`: these tests are about the workspace; the container is
+    /// tests/container.rs's.
     fn apply(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["apply", "-y"];
+        let mut args = vec!["apply", "-y", "--workspace-only"];
         args.extend_from_slice(extra);
         self.run(&args)
     }
@@ -145,7 +147,7 @@ rev = "{}"
 
     /// `plan --detailed-exitcode`'s exit code.
     fn plan_code(&self) -> i32 {
-        let out = self.run(&["plan", "--detailed-exitcode"]);
+        let out = self.run(&["plan", "--detailed-exitcode", "--workspace-only"]);
         assert_ne!(out.status.code(), Some(1), "{}", both(&out));
         out.status.code().unwrap()
     }
@@ -288,7 +290,7 @@ fn second_apply_changes_nothing() {
     let w = World::new(Serve::File);
     w.apply_ok();
     let before = snapshot(w.root());
-    let out = w.run(&["-v", "apply", "-y"]);
+    let out = w.run(&["-v", "apply", "-y", "--workspace-only"]);
     assert!(out.status.success(), "{}", both(&out));
     let after = snapshot(w.root());
     // The lock file is not managed state: every apply writes its pid there by design.
@@ -387,7 +389,7 @@ fn password_without_username_line_gets_it_and_keeps_the_hash() {
     let pw = w.password_file();
     let (hash, _) = pw.split_once('\n').unwrap();
     std::fs::write(w.ws("login/PASSWORD"), format!("{hash}\n")).unwrap();
-    let out = w.run(&["-v", "apply", "-y"]);
+    let out = w.run(&["-v", "apply", "-y", "--workspace-only"]);
     assert!(out.status.success(), "{}", both(&out));
     assert_eq!(w.password_file(), format!("{hash}\nadmin"), "token kept");
     // One verify of the edited file; no new hash.
@@ -598,7 +600,7 @@ fn stale_lock_of_a_dead_process_is_taken_over() {
 #[test]
 fn saved_plan_is_applied_when_nothing_changed() {
     let w = World::new(Serve::File);
-    let out = w.run(&["plan", "--out", "plan.json"]);
+    let out = w.run(&["plan", "--workspace-only", "--out", "plan.json"]);
     assert!(out.status.success(), "{}", both(&out));
     let out = w.run(&["apply", "plan.json"]);
     assert!(out.status.success(), "{}", both(&out));
@@ -610,7 +612,11 @@ fn saved_plan_is_refused_when_the_workspace_or_manifest_changed() {
     let w = World::new(Serve::File);
     w.apply_ok();
     std::fs::remove_dir_all(w.ws("custom_nodes/Extra")).unwrap();
-    assert!(w.run(&["plan", "--out", "plan.json"]).status.success());
+    assert!(
+        w.run(&["plan", "--workspace-only", "--out", "plan.json"])
+            .status
+            .success()
+    );
     // The world moves on after the plan was saved.
     std::fs::remove_dir_all(w.ws("custom_nodes/Third")).unwrap();
     let out = w.run(&["apply", "plan.json"]);
@@ -623,7 +629,11 @@ fn saved_plan_is_refused_when_the_workspace_or_manifest_changed() {
     assert!(text.contains("comfyprov plan --out"), "{text}");
     assert!(!w.ws("custom_nodes/Extra").exists(), "nothing was applied");
 
-    assert!(w.run(&["plan", "--out", "plan.json"]).status.success());
+    assert!(
+        w.run(&["plan", "--workspace-only", "--out", "plan.json"])
+            .status
+            .success()
+    );
     w.write_manifest(&w.manifest().replace("costs $5", "costs $6"));
     let out = w.run(&["apply", "plan.json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -714,7 +724,7 @@ fn apply_killed_mid_clone_leaves_nothing_half_cloned_and_a_rerun_converges() {
         w.manifest()
     ));
     let mut child = Command::new(env!("CARGO_BIN_EXE_comfyprov"))
-        .args(["apply", "-y"])
+        .args(["apply", "-y", "--workspace-only"])
         .current_dir(w.root())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -844,7 +854,11 @@ fn reporter_events(serve: Serve) {
     let w = World::new(serve);
     let desired = comfyprov::manifest::load(&w.root().join("comfy.toml")).unwrap();
     let observed = comfyprov::observe::observe(&desired);
-    let plan = comfyprov::plan::plan(&desired, &observed, &Default::default());
+    let workspace_only = comfyprov::plan::Options {
+        workspace_only: true,
+        ..Default::default()
+    };
+    let plan = comfyprov::plan::plan(&desired, &observed, &workspace_only);
     let rec = Recorder::default();
     let report = comfyprov::apply::apply(&desired, &observed, &plan, &Default::default(), &rec);
     assert_eq!(report.failed().count(), 0);
@@ -900,7 +914,8 @@ fn write_failure_mid_clone_fails_that_step_and_leaves_nothing_half_written() {
         w.root().join("git/Big").display()
     ));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfyprov"));
-    cmd.args(["apply", "-y"]).current_dir(w.root());
+    cmd.args(["apply", "-y", "--workspace-only"])
+        .current_dir(w.root());
     // SAFETY: setrlimit and signal are async-signal-safe. An ignored SIGXFSZ survives exec, so
     // an oversized write fails with EFBIG instead of killing the process.
     unsafe {
@@ -937,7 +952,7 @@ fn write_failure_mid_clone_fails_that_step_and_leaves_nothing_half_written() {
 fn apply_on_a_terminal_asks_first_and_no_changes_nothing() {
     use std::io::Write;
     let w = World::new(Serve::File);
-    let command = format!("{} apply", env!("CARGO_BIN_EXE_comfyprov"));
+    let command = format!("{} apply --workspace-only", env!("CARGO_BIN_EXE_comfyprov"));
     let mut child = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .current_dir(w.root())

@@ -94,7 +94,11 @@ rev = "{}"
 #[test]
 fn converged_workspace_plans_nothing_and_exits_0_with_detailed_exitcode() {
     let c = Converged::new();
-    let out = run(c.root(), &["plan", "--detailed-exitcode"]);
+    // The container is tests/container.rs's subject; this workspace has none.
+    let out = run(
+        c.root(),
+        &["plan", "--detailed-exitcode", "--workspace-only"],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -1,14 +1,22 @@
-//! The container as `plan` and `apply` see it, against the real Docker engine: a `FROM scratch`
-//! image built here around a static binary, containers made with the docker CLI.
+//! The container's lifecycle against the real Docker engine: observe, create, start, recreate,
+//! restart, the gates (image, GPU, password), and compose agreeing with the API.
+//!
+//! No registry is reachable, so each test builds a `FROM scratch` image around a static binary.
+//! As in a real deployment, ComfyUI's interpreter lives in the workspace (`venv/bin/python3`,
+//! here the same static binary), run from the bind-mounted folder.
 
 mod support;
 
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{TestContainer, TestImage, docker, docker_available, unique};
+use support::{
+    SourceRepo, TestContainer, TestImage, docker, docker_available, free_port, source_repo,
+    static_binary, unique,
+};
 
-/// Sleeps forever: a container that stays running.
+/// Sleeps forever: a server that stays up.
 const SLEEPER: &str =
     "fn main() { loop { std::thread::sleep(std::time::Duration::from_secs(3600)); } }";
 
@@ -20,127 +28,431 @@ fn both(o: &Output) -> String {
     )
 }
 
-/// A login-mode manifest for project `name` whose container runs `image`.
-fn manifest(root: &Path, name: &str, image: &str) {
-    std::fs::write(
-        root.join("comfy.toml"),
-        format!(
-            r#"[project]
-name = "{name}"
+/// A deployment whose container runs a sleeper, removed (with its image) on drop.
+struct Deploy {
+    dir: tempfile::TempDir,
+    name: String,
+    image: TestImage,
+    /// The image the manifest names (the built one, unless a test says otherwise).
+    image_ref: String,
+    node: SourceRepo,
+    port: u16,
+}
+
+impl Drop for Deploy {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+impl Deploy {
+    fn new() -> Deploy {
+        let dir = tempfile::tempdir().unwrap();
+        let image = TestImage::build(SLEEPER);
+        let python = dir.path().join("workspace/ComfyUI/venv/bin/python3");
+        std::fs::create_dir_all(python.parent().unwrap()).unwrap();
+        std::fs::write(&python, static_binary(SLEEPER)).unwrap();
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let node = source_repo(&dir.path().join("git/Extra"), 2);
+        let d = Deploy {
+            dir,
+            name: unique("cp-life"),
+            image_ref: image.tag.clone(),
+            image,
+            node,
+            port: free_port(),
+        };
+        d.write_manifest(&[], "mode = \"none\"", "[auth]\nmode = \"none\"\n");
+        d
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write_manifest(&self, args: &[&str], gpu: &str, auth: &str) {
+        let args: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
+        std::fs::write(
+            self.root().join("comfy.toml"),
+            format!(
+                r#"[project]
+name = "{}"
 [workspace]
 path = "workspace"
 [container]
-image = "{image}"
+image = "{}"
+port = {}
+args = [{}]
+env = {{ NOTE = "costs $5" }}
 [gpu]
-mode = "none"
-[auth]
-mode = "login"
-password_file = "pw"
+{gpu}
+{auth}
 [[nodes]]
-name = "ComfyUI-Login"
-git = "file:///nonexistent/ComfyUI-Login"
-rev = "69109257f4629a11ebe26cd65667536c4f8dddcb"
-"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(root.join("pw"), "correct horse battery staple\n").unwrap();
-    std::fs::create_dir_all(root.join("workspace/ComfyUI")).unwrap();
-}
+name = "Extra"
+git = "{}"
+rev = "{}"
+"#,
+                self.name,
+                self.image_ref,
+                self.port,
+                args.join(", "),
+                self.node.url(),
+                self.node.v2
+            ),
+        )
+        .unwrap();
+    }
 
-fn run(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_comfyprov"))
-        .args(args)
-        .current_dir(root)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_comfyprov"))
+            .args(args)
+            .current_dir(self.root())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn apply_ok(&self) -> Output {
+        let out = self.run(&["apply", "-y"]);
+        assert!(out.status.success(), "apply failed:\n{}", both(&out));
+        out
+    }
+
+    fn plan_code(&self) -> i32 {
+        self.run(&["plan", "--detailed-exitcode"])
+            .status
+            .code()
+            .unwrap()
+    }
+
+    fn inspect(&self, format: &str) -> String {
+        docker(&["inspect", "-f", format, &self.name])
+    }
+
+    fn exists(&self) -> bool {
+        Command::new("docker")
+            .args(["inspect", &self.name])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn node_dir(&self) -> PathBuf {
+        self.root().join("workspace/ComfyUI/custom_nodes/Extra")
+    }
 }
 
 #[test]
-fn missing_container_is_reported_with_the_command_that_creates_it() {
+fn fresh_apply_creates_and_starts_the_container_and_a_second_apply_does_nothing() {
     if !docker_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let name = unique("cp-missing");
-    manifest(dir.path(), &name, "img:never-pulled");
-    let out = run(dir.path(), &["plan"]);
-    assert!(out.status.success(), "{}", both(&out));
+    let d = Deploy::new();
+    let out = d.apply_ok();
+    assert!(
+        both(&out).contains(&format!("done     create and start container {}", d.name)),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(d.inspect("{{.State.Status}}"), "running");
+    assert_eq!(
+        d.inspect("{{index .Config.Labels \"comfyprov.project\"}}"),
+        d.name
+    );
+    let started = d.inspect("{{.State.StartedAt}}");
+    let id = d.inspect("{{.Id}}");
+
+    let out = d.apply_ok();
+    assert!(both(&out).contains("nothing to do"), "{}", both(&out));
+    assert_eq!(d.inspect("{{.State.StartedAt}}"), started, "not restarted");
+    assert_eq!(d.inspect("{{.Id}}"), id, "not recreated");
+    assert_eq!(d.plan_code(), 0);
+}
+
+#[test]
+fn stopped_container_is_started_and_a_removed_one_created_again() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.apply_ok();
+    docker(&["stop", "-t", "1", &d.name]);
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains(&format!("~ start container {} (exited)", d.name)),
+        "{plan}"
+    );
+    d.apply_ok();
+    assert_eq!(d.inspect("{{.State.Status}}"), "running");
+
+    docker(&["rm", "-f", &d.name]);
+    let out = d.apply_ok();
+    assert!(
+        both(&out).contains("create and start container"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(d.inspect("{{.State.Status}}"), "running");
+    assert_eq!(d.plan_code(), 0);
+}
+
+#[test]
+fn changed_args_recreate_the_container_and_the_plan_names_the_field() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.apply_ok();
+    let id = d.inspect("{{.Id}}");
+    d.write_manifest(
+        &["--preview-method", "auto"],
+        "mode = \"none\"",
+        "[auth]\nmode = \"none\"\n",
+    );
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "~ recreate container {} (command changed)",
+            d.name
+        )),
+        "{plan}"
+    );
+    d.apply_ok();
+    assert_ne!(d.inspect("{{.Id}}"), id);
+    assert!(
+        d.inspect("{{json .Config.Cmd}}")
+            .contains("--preview-method")
+    );
+    assert_eq!(d.plan_code(), 0);
+}
+
+#[test]
+fn node_changes_restart_the_container_once_including_changes_made_between_applies() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.apply_ok();
+    let started = d.inspect("{{.State.StartedAt}}");
+
+    // Deleted by hand: cloned again, then one restart, last.
+    std::fs::remove_dir_all(d.node_dir()).unwrap();
+    let out = d.apply_ok();
+    let text = both(&out);
+    let clone = text.find("done     clone Extra").expect("clone done");
+    let restart = text
+        .find(&format!("done     restart container {}", d.name))
+        .expect("restart done");
+    assert!(clone < restart, "restart comes last:\n{text}");
+    assert_eq!(text.matches("restart container").count(), 2, "{text}");
+    let restarted = d.inspect("{{.State.StartedAt}}");
+    assert_ne!(restarted, started);
+
+    // Changed while nobody restarted: `--workspace-only` converges the files only, and the next
+    // apply finds the restart pending.
+    std::fs::remove_dir_all(d.node_dir()).unwrap();
+    d.run(&["apply", "-y", "--workspace-only"]);
+    let plan = both(&d.run(&["plan"]));
+    assert!(plan.contains("(pending restart)"), "{plan}");
+    d.apply_ok();
+    assert_ne!(d.inspect("{{.State.StartedAt}}"), restarted);
+    assert_eq!(d.plan_code(), 0);
+}
+
+#[test]
+fn missing_image_is_a_clear_error_and_nothing_is_created() {
+    if !docker_available() {
+        return;
+    }
+    let mut d = Deploy::new();
+    d.image_ref = format!("{}:not-built", unique("comfyprov-test-missing"));
+    d.write_manifest(&[], "mode = \"none\"", "[auth]\nmode = \"none\"\n");
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(
         both(&out).contains(&format!(
-            "container `{name}` does not exist; comfyprov does not create containers yet: `docker-compose -p {name} -f docker-compose-with-auth.yml up -d`"
+            "image `{}` is not present locally and cannot be pulled",
+            d.image_ref
         )),
         "{}",
         both(&out)
     );
+    assert!(!d.exists());
 }
 
 #[test]
-fn created_and_running_containers_are_observed_and_a_login_server_without_password_is_critical() {
+fn nvidia_requested_on_a_daemon_without_it_fails_before_anything_is_created() {
     if !docker_available() {
         return;
     }
-    let image = TestImage::build(SLEEPER);
-    let dir = tempfile::tempdir().unwrap();
-    let name = unique("cp-state");
-    manifest(dir.path(), &name, &image.tag);
-    let label = format!("comfyprov.project={name}");
-    let _c = TestContainer::create(&name, &image.tag, &["--label", &label]);
+    let runtimes = docker(&["info", "-f", "{{json .Runtimes}}"]);
+    if runtimes.contains("nvidia") {
+        eprintln!("skipping: this daemon has the NVIDIA runtime");
+        return;
+    }
+    let d = Deploy::new();
+    d.write_manifest(
+        &[],
+        "mode = \"nvidia\"\ncount = 1",
+        "[auth]\nmode = \"none\"\n",
+    );
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains("gpu.mode is \"nvidia\", but the Docker daemon has no NVIDIA runtime"),
+        "{}",
+        both(&out)
+    );
+    assert!(!d.exists(), "nothing created");
+}
 
-    let text = both(&run(dir.path(), &["plan"]));
+#[test]
+fn container_comfyprov_did_not_create_is_left_unless_force() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    let _foreign = TestContainer::create(&d.name, &d.image.tag, &[]);
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(
-        text.contains(&format!("container `{name}` is created")),
-        "{text}"
+        both(&out).contains(&format!("blocked: container {} is not comfyprov's", d.name)),
+        "{}",
+        both(&out)
     );
-    assert!(
-        !text.contains("CRITICAL"),
-        "a stopped server is no risk:\n{text}"
+    assert_eq!(
+        d.inspect("{{index .Config.Labels \"comfyprov.project\"}}"),
+        ""
     );
-    assert!(!text.contains("was not created from comfyprov"), "{text}");
+    let out = d.run(&["apply", "-y", "--force"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        d.inspect("{{index .Config.Labels \"comfyprov.project\"}}"),
+        d.name
+    );
+}
 
-    docker(&["start", &name]);
-    let text = both(&run(dir.path(), &["plan"]));
-    assert!(
-        text.contains(&format!("container `{name}` is running, started 20")),
-        "{text}"
+#[test]
+fn login_mode_never_starts_a_server_without_a_password_that_verifies() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    // Login mode (the node `Extra` plays ComfyUI-Login) with a secret that does not exist.
+    d.write_manifest(
+        &[],
+        "mode = \"none\"",
+        "[auth]\nmode = \"login\"\nlogin_node = \"Extra\"\npassword_file = \"missing.password\"\n",
     );
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("(login/PASSWORD would not be valid)"),
+        "the container step is blocked:\n{text}"
+    );
+    assert!(!d.exists(), "no server without a password");
+}
+
+/// A login-mode server that is already running without PASSWORD is a critical finding.
+#[test]
+fn running_login_server_without_password_is_critical() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.write_manifest(
+        &[],
+        "mode = \"none\"",
+        "[auth]\nmode = \"login\"\nlogin_node = \"Extra\"\npassword_file = \"pw\"\n",
+    );
+    std::fs::write(d.root().join("pw"), "correct horse battery staple\n").unwrap();
+    let label = format!("comfyprov.project={}", d.name);
+    let _c = TestContainer::create(&d.name, &d.image.tag, &["--label", &label]);
+    docker(&["start", &d.name]);
+    let text = both(&d.run(&["plan"]));
     assert!(
         text.contains(&format!(
-            "CRITICAL: container `{name}` is running in login mode, but login/PASSWORD is missing"
+            "CRITICAL: container `{}` is running in login mode, but login/PASSWORD is missing",
+            d.name
         )),
         "{text}"
     );
-
-    // With a PASSWORD that verifies, the finding goes away.
-    let hash = bcrypt::hash("correct horse battery staple", 4).unwrap();
-    std::fs::create_dir_all(dir.path().join("workspace/ComfyUI/login")).unwrap();
-    std::fs::write(
-        dir.path().join("workspace/ComfyUI/login/PASSWORD"),
-        format!("{hash}\nadmin"),
-    )
-    .unwrap();
-    let text = both(&run(dir.path(), &["plan", "--json"]));
+    // apply writes PASSWORD, and only then may the server be recreated from the spec.
+    let out = d.run(&["apply", "-y"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let text = both(&d.run(&["plan"]));
     assert!(!text.contains("CRITICAL"), "{text}");
-    assert!(!text.contains(&hash), "the token stays out of --json");
+}
+
+/// One spec, two outputs: the container docker-compose creates from the rendered file and the
+/// one apply creates through the API agree on everything the spec holds.
+#[test]
+fn compose_file_and_api_create_the_same_container() {
+    if !docker_available() || !support::docker_compose_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.write_manifest(
+        &["--preview-method", "auto"],
+        "mode = \"none\"",
+        "[auth]\nmode = \"none\"\n[policy]\nallow_public_without_auth = false\n",
+    );
+    d.apply_ok();
+    let fields = [
+        "{{.Config.Image}}",
+        "{{json .Config.Cmd}}",
+        "{{.Config.WorkingDir}}",
+        "{{json .Config.Env}}",
+        "{{index .Config.Labels \"comfyprov.project\"}}",
+        "{{index .Config.Labels \"comfyprov.spec\"}}",
+        "{{json .HostConfig.PortBindings}}",
+        "{{range .HostConfig.Mounts}}{{.Type}} {{.Source}} {{.Target}}{{end}}",
+        "{{json .HostConfig.DeviceRequests}}",
+        "{{.HostConfig.RestartPolicy.Name}}",
+        "{{json .HostConfig.Init}}",
+    ];
+    let api: Vec<String> = fields.iter().map(|f| d.inspect(f)).collect();
+    docker(&["rm", "-f", &d.name]);
+
+    let compose = |args: &[&str]| {
+        let out = Command::new("docker-compose")
+            .args(["-p", &d.name, "-f", "docker-compose-no-auth.yml"])
+            .args(args)
+            .current_dir(d.root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}",
+            both(&out)
+        );
+    };
+    compose(&["up", "--no-start"]);
+    let from_compose: Vec<String> = fields.iter().map(|f| d.inspect(f)).collect();
+    for ((field, a), c) in fields.iter().zip(&api).zip(&from_compose) {
+        assert_eq!(a, c, "{field} differs between the API and compose");
+    }
+    // The spec label matches, so comfyprov only starts compose's container.
+    let plan = both(&d.run(&["plan"]));
+    assert!(plan.contains("~ start container"), "{plan}");
+    assert!(!plan.contains("recreate"), "{plan}");
+    compose(&["down"]);
 }
 
 #[test]
-fn container_comfyprov_did_not_create_is_reported_as_foreign() {
+fn missing_container_is_planned_for_creation() {
     if !docker_available() {
         return;
     }
-    let image = TestImage::build(SLEEPER);
-    let dir = tempfile::tempdir().unwrap();
-    let name = unique("cp-foreign");
-    manifest(dir.path(), &name, &image.tag);
-    let _c = TestContainer::create(&name, &image.tag, &[]);
-    let text = both(&run(dir.path(), &["plan"]));
+    let d = Deploy::new();
+    let out = d.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2));
     assert!(
-        text.contains(&format!(
-            "container `{name}` was not created from comfyprov's compose file"
-        )),
-        "{text}"
+        both(&out).contains(&format!("+ create and start container {}", d.name)),
+        "{}",
+        both(&out)
     );
 }
 

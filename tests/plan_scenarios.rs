@@ -140,6 +140,7 @@ fn converged(d: &Desired) -> Observed {
             },
             None => ContainerState::NotManaged,
         },
+        inputs_changed_ns: None,
     }
 }
 
@@ -166,7 +167,14 @@ fn run(d: &Desired, o: &Observed) -> String {
 }
 
 fn run_forced(d: &Desired, o: &Observed) -> String {
-    render(&plan::plan(d, o, &Options { force: true }))
+    render(&plan::plan(
+        d,
+        o,
+        &Options {
+            force: true,
+            ..Default::default()
+        },
+    ))
 }
 
 macro_rules! scenario {
@@ -219,6 +227,7 @@ scenario!(fresh_machine_plans_everything, {
         container: ContainerState::NotObserved {
             reason: "not yet".to_owned(),
         },
+        inputs_changed_ns: None,
     };
     run(&d, &o)
 });

@@ -10,6 +10,7 @@
 //! the plan it runs.
 
 mod compose;
+mod container;
 mod fetch;
 mod git;
 pub mod lock;
@@ -309,9 +310,11 @@ pub fn apply(
     });
 
     // The password steps build on each other (generate, write, move, chmod): stop at a failure.
+    // The container step comes last and checks PASSWORD itself before starting anything.
     let mut stop: Option<String> = why_not.map(str::to_owned);
     for &id in &rest {
-        let is_password = !matches!(plan.steps[id].action, Action::RenderCompose { .. });
+        let action = &plan.steps[id].action;
+        let is_password = !matches!(action, Action::RenderCompose { .. }) && !action.is_container();
         run_one(id, if is_password { stop.as_deref() } else { None });
         if is_password && stop.is_none() && failed(id) {
             stop = Some("the password step before it failed".to_owned());
@@ -394,5 +397,10 @@ fn execute(ctx: &Ctx, id: StepId, step: &Step) -> Exec {
             why: step.reasons.join("; "),
         }),
         Action::Blocked { help, .. } => Ok(Outcome::Left { why: help.clone() }),
+        Action::CreateContainer { .. } => container::create(ctx),
+        Action::StartContainer { .. } => container::start(ctx),
+        Action::RecreateContainer { .. } => container::recreate(ctx),
+        Action::RestartContainer { .. } => container::restart(ctx),
+        Action::ReplaceContainer { .. } => container::replace(ctx),
     }
 }

@@ -26,6 +26,9 @@ pub struct ApplyArgs {
     /// `<dir>.<timestamp>.disabled`, never deleted.
     #[arg(long, conflicts_with = "plan_file")]
     pub force: bool,
+    /// Converge the workspace only; leave the container as it is (and restart it yourself).
+    #[arg(long, conflicts_with = "plan_file")]
+    pub workspace_only: bool,
     /// Seconds to wait for another apply on the same workspace before giving up.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub lock_timeout: Duration,
@@ -61,6 +64,7 @@ struct Saved {
     path: String,
     doc: serde_json::Value,
     force: bool,
+    workspace_only: bool,
 }
 
 fn read_saved(path: &Path, manifest_sha256: &str) -> Result<Saved, SavedPlanError> {
@@ -94,10 +98,12 @@ fn read_saved(path: &Path, manifest_sha256: &str) -> Result<Saved, SavedPlanErro
         });
     }
     let force = doc["force"].as_bool().unwrap_or(false);
+    let workspace_only = doc["workspace_only"].as_bool().unwrap_or(false);
     Ok(Saved {
         path: shown,
         doc,
         force,
+        workspace_only,
     })
 }
 
@@ -108,7 +114,12 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
         Some(p) => Some(read_saved(p, &manifest_sha256)?),
         None => None,
     };
-    let force = saved.as_ref().map_or(args.force, |s| s.force);
+    let plan_opts = Options {
+        force: saved.as_ref().map_or(args.force, |s| s.force),
+        workspace_only: saved
+            .as_ref()
+            .map_or(args.workspace_only, |s| s.workspace_only),
+    };
 
     let lock = lock::acquire(&desired.workspace.path, args.lock_timeout, |holder| {
         ui.info(&format!(
@@ -129,7 +140,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
     }
 
     let observed = crate::observe::observe(&desired);
-    let plan = crate::plan::plan(&desired, &observed, &Options { force });
+    let plan = crate::plan::plan(&desired, &observed, &plan_opts);
     let manifest = cli.manifest.display().to_string();
     if let Some(saved) = &saved {
         let now = display::json(&plan, &manifest, &desired.project, &observed.fingerprint());
@@ -176,14 +187,21 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
 
     // Look again: the summary says whether reality now matches, not whether steps ran.
     let after_observed = crate::observe::observe(&desired);
-    let after = crate::plan::plan(&desired, &after_observed, &Options { force: false });
+    let after = crate::plan::plan(
+        &desired,
+        &after_observed,
+        &Options {
+            force: false,
+            ..plan_opts
+        },
+    );
     drop(lock);
     bcrypt_detail(ui);
     let mut text = summary(&desired, &report, &after);
     // A declared container that cannot be observed is an error: the workspace steps are done,
     // but whether the server runs what they made is unknown.
     let unobserved = match &after_observed.container {
-        crate::observe::ContainerState::NotObserved { reason } => {
+        crate::observe::ContainerState::NotObserved { reason } if !plan_opts.workspace_only => {
             text.push_str(&format!(
                 "\nerror: the container cannot be observed: {reason}\n  help: start the Docker daemon or fix DOCKER_HOST, then run apply again\n"
             ));
@@ -246,17 +264,19 @@ fn summary(desired: &Desired, report: &Report, after: &Plan) -> String {
             }
         }
     }
+    // Without a container step (no [container], or the daemon unreachable) the restart is the
+    // user's to do.
     let restart = report.restart_reasons();
-    if !restart.is_empty() {
+    let container_step = report.results.iter().any(|r| r.step.action.is_container());
+    if !restart.is_empty() && !container_step {
         out.push_str(&format!(
             "\nRestart needed: ComfyUI reads custom nodes and login/PASSWORD only at start. It picks up on restart: {}.\n",
             restart.join("; ")
         ));
-        if let Some(c) = &desired.container {
-            out.push_str(&format!(
-                "  comfyprov does not manage the container yet: `docker-compose -p {} -f {} up -d --force-recreate`\n",
-                desired.project, c.compose_file.shown
-            ));
+        if desired.container.is_none() {
+            out.push_str(
+                "  comfyprov does not run ComfyUI here (no [container]): restart it yourself.\n",
+            );
         }
     }
     if after.has_changes() {

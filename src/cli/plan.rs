@@ -22,6 +22,9 @@ pub struct PlanArgs {
     /// Plan to replace dirty, non-git and foreign checkouts (old directories are kept aside).
     #[arg(long)]
     pub force: bool,
+    /// Plan the workspace only: no container steps.
+    #[arg(long)]
+    pub workspace_only: bool,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
@@ -31,7 +34,14 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
     let loaded = started.elapsed();
     let observed = crate::observe::observe(&desired);
     let observed_at = started.elapsed();
-    let plan = crate::plan::plan(&desired, &observed, &Options { force: args.force });
+    let plan = crate::plan::plan(
+        &desired,
+        &observed,
+        &Options {
+            force: args.force,
+            workspace_only: args.workspace_only,
+        },
+    );
     ui.detail(&format!(
         "manifest {:.1} ms, observe {:.1} ms, plan {:.1} ms",
         loaded.as_secs_f64() * 1e3,
@@ -56,6 +66,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
     if let (Some(out), Some(mut doc)) = (&args.out, doc) {
         doc["manifest_sha256"] = manifest_sha256.into();
         doc["force"] = args.force.into();
+        doc["workspace_only"] = args.workspace_only.into();
         let text = serde_json::to_vec_pretty(&doc).into_diagnostic()?;
         crate::fsutil::write_atomic(out, &text, 0o644)
             .into_diagnostic()

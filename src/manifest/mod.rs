@@ -54,6 +54,9 @@ pub fn load_with_digest(path: &Path) -> Result<(Desired, String), LoadError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
+    // Absolute, so that paths handed to Docker (the bind mount) do not depend on where the
+    // daemon runs; `shown` keeps the manifest's spelling for messages.
+    let base = std::path::absolute(&base).unwrap_or(base);
     let desired =
         parse(&path.display().to_string(), text, &base).map_err(|problems| LoadError::Invalid {
             path: path.to_owned(),

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 /// Label naming the comfyprov project a container belongs to.
 pub const LABEL_PROJECT: &str = "comfyprov.project";
-/// Label holding a digest of the spec the container was created from.
+/// Label holding the spec the container was created from (compact JSON, no secret).
 pub const LABEL_SPEC: &str = "comfyprov.spec";
 
 /// How long to wait for the daemon before calling it unreachable.
@@ -34,10 +34,12 @@ pub struct ContainerInfo {
     pub image_id: String,
     /// When it last started (RFC 3339), if ever.
     pub started_at: Option<String>,
+    /// The same, in nanoseconds since the epoch.
+    pub started_ns: Option<i128>,
     /// `comfyprov.project`: set when comfyprov (or its compose file) created it.
     pub project_label: Option<String>,
-    /// `comfyprov.spec`: a digest of the spec it was created from.
-    pub spec_digest: Option<String>,
+    /// `comfyprov.spec`: the spec it was created from (JSON).
+    pub spec: Option<String>,
 }
 
 impl ContainerInfo {
@@ -155,9 +157,14 @@ pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInfo
             .filter(|s| !s.is_empty() && s != "none"),
         image: info.config.and_then(|c| c.image).unwrap_or_default(),
         image_id: info.image.unwrap_or_default(),
+        started_ns: state
+            .started_at
+            .as_deref()
+            .filter(|s| !s.starts_with("0001-01-01"))
+            .and_then(crate::fsutil::parse_rfc3339_ns),
         started_at: state.started_at.filter(|s| !s.starts_with("0001-01-01")),
         project_label: labels.get(LABEL_PROJECT).cloned(),
-        spec_digest: labels.get(LABEL_SPEC).cloned(),
+        spec: labels.get(LABEL_SPEC).cloned(),
     }))
 }
 

@@ -28,6 +28,10 @@ pub struct Observed {
     pub compose: Option<FileState>,
     /// The container.
     pub container: ContainerState,
+    /// When something a running ComfyUI reads only at start last changed (nanoseconds since the
+    /// epoch, from ctimes): a node's checked-out commit (`.git/HEAD`), a node disabled, or
+    /// `login/PASSWORD`. Compared with the container's start time to find a pending restart.
+    pub inputs_changed_ns: Option<i128>,
 }
 
 /// A directory that should be a git checkout.
@@ -181,6 +185,7 @@ fn observe_workspace(desired: &Desired) -> Observed {
         .container
         .as_ref()
         .map(|c| file_state(&c.compose_file.path));
+    let inputs_changed_ns = inputs_changed(&comfy, &custom_nodes);
     Observed {
         workspace_exists,
         comfyui,
@@ -189,7 +194,32 @@ fn observe_workspace(desired: &Desired) -> Observed {
         password,
         compose,
         container: ContainerState::NotManaged,
+        inputs_changed_ns,
     }
+}
+
+/// The newest ctime among what ComfyUI reads at start. Directory times are not used for enabled
+/// nodes: Python writes `__pycache__` into them while ComfyUI starts.
+fn inputs_changed(comfy: &std::path::Path, nodes: &[NodeDir]) -> Option<i128> {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = |p: &std::path::Path| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .map(|m| i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()))
+    };
+    let dir = comfy.join("custom_nodes");
+    nodes
+        .iter()
+        .filter(|n| !n.dir.starts_with('.'))
+        .filter_map(|n| {
+            if n.is_disabled() {
+                ctime(&dir.join(&n.dir))
+            } else {
+                ctime(&dir.join(&n.dir).join(".git").join("HEAD"))
+            }
+        })
+        .chain(ctime(&comfy.join("login").join("PASSWORD")))
+        .max()
 }
 
 fn file_state(path: &std::path::Path) -> FileState {

@@ -13,16 +13,20 @@ use step::short;
 pub use step::{Action, Kind, Note, Obstacle, Step, Target};
 
 use crate::manifest::{AuthSpec, Desired, GitSource, LoginSpec, Rev, SecretSource, UnmanagedNodes};
+use crate::observe::container::ContainerInfo;
 use crate::observe::login::{HashState, PasswordFile};
 use crate::observe::{
     Checkout, ContainerState, DirState, FileState, Observed, SecretState, sha256_hex,
 };
+use crate::render::spec::RunSpec;
 
 /// Choices the user makes on the command line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     /// Replace dirty, non-git and foreign checkouts (the old directory is kept aside).
     pub force: bool,
+    /// Plan the workspace only: no container steps (the restart is left to the user).
+    pub workspace_only: bool,
 }
 
 /// What `apply` would do, in order, and what is worth knowing besides.
@@ -111,85 +115,201 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         }
     }
 
-    plan_container(&mut plan, desired, observed);
+    plan_container(&mut plan, desired, observed, opts);
+    plan
+}
 
+/// The container: create, start, recreate or restart it, at most one of them, last.
+fn plan_container(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &Options) {
     let restart: Vec<String> = plan
         .steps
         .iter()
         .filter(|s| s.action.needs_restart())
         .map(|s| s.action.describe())
         .collect();
-    if !restart.is_empty() {
-        plan.notes.push(Note::RestartNeeded { reasons: restart });
+    let restart_note = |plan: &mut Plan| {
+        if !restart.is_empty() {
+            plan.notes.push(Note::RestartNeeded {
+                reasons: restart.clone(),
+            });
+        }
+    };
+    let (Some(_), Some(spec)) = (
+        &desired.container,
+        RunSpec::new(desired, &desired.workspace.path),
+    ) else {
+        restart_note(plan);
+        return;
+    };
+    if opts.workspace_only {
+        restart_note(plan);
+        return;
     }
-    plan
-}
-
-/// What is known about the container, as notes: comfyprov observes it but does not create or
-/// restart it yet.
-fn plan_container(plan: &mut Plan, desired: &Desired, observed: &Observed) {
-    let Some(c) = &desired.container else { return };
     let name = desired.project.clone();
+    let gate = login_gate(plan, desired, observed);
+    let push = |plan: &mut Plan, action: Action, reasons: Vec<String>| {
+        let step = match &gate {
+            Some(why) => Step {
+                action: Action::Blocked {
+                    subject: format!("{} (login/PASSWORD would not be valid)", action.describe()),
+                    help: why.clone(),
+                },
+                reasons,
+            },
+            None => Step { action, reasons },
+        };
+        plan.steps.push(step);
+    };
     match &observed.container {
-        ContainerState::NotManaged => {}
-        ContainerState::NotObserved { reason } => plan.notes.push(Note::ContainerNotObserved {
-            reason: reason.clone(),
-        }),
-        ContainerState::Missing => plan.notes.push(Note::ContainerMissing {
-            name,
-            command: format!(
-                "docker-compose -p {} -f {} up -d",
-                desired.project, c.compose_file.shown
-            ),
-        }),
+        ContainerState::NotManaged => restart_note(plan),
+        ContainerState::NotObserved { reason } => {
+            plan.notes.push(Note::ContainerNotObserved {
+                reason: reason.clone(),
+            });
+            restart_note(plan);
+        }
+        ContainerState::Missing => push(
+            plan,
+            Action::CreateContainer { name: name.clone() },
+            vec![format!("no container is named {name}")],
+        ),
         ContainerState::Present(info) => {
-            if info.project_label.as_deref() != Some(desired.project.as_str()) {
-                plan.notes
-                    .push(Note::ForeignContainer { name: name.clone() });
-            }
             plan.notes.push(Note::ContainerStatus {
                 name: name.clone(),
                 status: info.status.clone(),
                 health: info.health.clone(),
                 started_at: info.started_at.clone(),
             });
-            // ComfyUI-Login without a PASSWORD takes an empty token and lets the first visitor
-            // choose the password.
-            if let AuthSpec::Login(_) = &desired.auth
-                && info.running()
-            {
-                let pw = &observed.password;
-                let verified = |f: &PasswordFile| {
-                    matches!(
-                        f,
-                        PasswordFile::Present {
-                            hash: HashState::Verified,
-                            ..
-                        }
-                    )
+            critical_note(plan, desired, observed, info);
+            if info.project_label.as_deref() != Some(desired.project.as_str()) {
+                let why = format!(
+                    "a container named {name} exists, but comfyprov did not create it (no `comfyprov.project` label)"
+                );
+                if opts.force {
+                    push(
+                        plan,
+                        Action::ReplaceContainer { name: name.clone() },
+                        vec![format!("{why}; --force removes it")],
+                    );
+                } else {
+                    plan.push(
+                        Action::Blocked {
+                            subject: format!("container {name} is not comfyprov's"),
+                            help: "remove or rename it, or rerun with --force to replace it"
+                                .to_owned(),
+                        },
+                        why,
+                    );
+                }
+                return;
+            }
+            let changed = spec.changed_fields(info.spec.as_deref());
+            if !changed.is_empty() {
+                let why = if info.spec.is_none() {
+                    "it was created without comfyprov's spec label".to_owned()
+                } else {
+                    format!("the manifest changed its {}", changed.join(", "))
                 };
-                let why = match (&pw.file, &pw.legacy) {
-                    (PasswordFile::Missing, PasswordFile::Missing) => Some(
-                        "login/PASSWORD is missing: ComfyUI-Login accepts an empty token and lets the first visitor choose the password",
-                    ),
-                    (f, l)
-                        if verified(f) || (matches!(f, PasswordFile::Missing) && verified(l)) =>
-                    {
-                        None
-                    }
-                    _ => Some(
-                        "login/PASSWORD does not match the secret: the server runs with a password nobody configured",
-                    ),
-                };
-                if let Some(why) = why {
-                    plan.notes.push(Note::UnprotectedServer {
-                        name,
-                        why: why.to_owned(),
-                    });
+                push(
+                    plan,
+                    Action::RecreateContainer {
+                        name: name.clone(),
+                        changed,
+                    },
+                    vec![why],
+                );
+            } else if !info.running() {
+                push(
+                    plan,
+                    Action::StartContainer {
+                        name: name.clone(),
+                        status: info.status.clone(),
+                    },
+                    vec![format!("container {name} is {}", info.status)],
+                );
+            } else {
+                let mut reasons = restart.clone();
+                if let (Some(changed), Some(started)) =
+                    (observed.inputs_changed_ns, info.started_ns)
+                    && changed > started
+                {
+                    reasons.push(format!(
+                        "custom nodes or login/PASSWORD changed after the container started at {} (pending restart)",
+                        info.started_at.as_deref().unwrap_or("?")
+                    ));
+                }
+                if !reasons.is_empty() {
+                    push(plan, Action::RestartContainer { name }, reasons);
                 }
             }
         }
     }
+}
+
+/// In login mode, why the server must not be started: `login/PASSWORD` will not verify the
+/// secret after this plan (ComfyUI-Login then takes an empty token and lets the first visitor
+/// choose the password).
+fn login_gate(plan: &Plan, desired: &Desired, observed: &Observed) -> Option<String> {
+    if !matches!(desired.auth, AuthSpec::Login(_)) {
+        return None;
+    }
+    let verified = |f: &PasswordFile| {
+        matches!(
+            f,
+            PasswordFile::Present {
+                hash: HashState::Verified,
+                ..
+            }
+        )
+    };
+    let pw = &observed.password;
+    let fixed = plan.steps.iter().any(|s| {
+        matches!(
+            s.action,
+            Action::WritePassword { new_hash: true, .. } | Action::MoveLegacyPassword
+        )
+    });
+    let blocked = plan.steps.iter().any(|s| {
+        matches!(&s.action, Action::Blocked { subject, .. }
+            if subject.contains("secret") || subject.contains("PASSWORD"))
+    });
+    if !blocked && (fixed || verified(&pw.file)) {
+        return None;
+    }
+    Some(
+        "make login/PASSWORD valid first (see the blocked password step): without it ComfyUI-Login accepts an empty token"
+            .to_owned(),
+    )
+}
+
+/// CRITICAL: a login-mode server running without a PASSWORD that verifies.
+fn critical_note(plan: &mut Plan, desired: &Desired, observed: &Observed, info: &ContainerInfo) {
+    if !matches!(desired.auth, AuthSpec::Login(_)) || !info.running() {
+        return;
+    }
+    let verified = |f: &PasswordFile| {
+        matches!(
+            f,
+            PasswordFile::Present {
+                hash: HashState::Verified,
+                ..
+            }
+        )
+    };
+    let pw = &observed.password;
+    let why = match (&pw.file, &pw.legacy) {
+        (PasswordFile::Missing, PasswordFile::Missing) => {
+            "login/PASSWORD is missing: ComfyUI-Login accepts an empty token and lets the first visitor choose the password"
+        }
+        (f, l) if verified(f) || (matches!(f, PasswordFile::Missing) && verified(l)) => return,
+        _ => {
+            "login/PASSWORD does not match the secret: the server runs with a password nobody configured"
+        }
+    };
+    plan.notes.push(Note::UnprotectedServer {
+        name: desired.project.clone(),
+        why: why.to_owned(),
+    });
 }
 
 /// The same repository, ignoring a trailing `/` or `.git`.

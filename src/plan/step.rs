@@ -92,6 +92,16 @@ pub enum Action {
     RenderCompose { path: String, exists: bool },
     /// Something apply cannot do on its own; the user must act.
     Blocked { subject: String, help: String },
+    /// Create the container from the run spec, and start it.
+    CreateContainer { name: String },
+    /// Start the stopped container.
+    StartContainer { name: String, status: String },
+    /// Remove the container and create it again: its spec changed.
+    RecreateContainer { name: String, changed: Vec<String> },
+    /// Restart the running container, once, last, with every reason.
+    RestartContainer { name: String },
+    /// `--force`: remove a container comfyprov did not create, then create it.
+    ReplaceContainer { name: String },
 }
 
 /// How a step is shown.
@@ -149,13 +159,18 @@ impl Action {
             | Action::GeneratePassword { .. }
             | Action::Enable { .. }
             | Action::WritePassword { exists: false, .. }
-            | Action::RenderCompose { exists: false, .. } => Kind::Create,
+            | Action::RenderCompose { exists: false, .. }
+            | Action::CreateContainer { .. } => Kind::Create,
             Action::Checkout { .. }
             | Action::Replace { .. }
             | Action::WritePassword { .. }
             | Action::MoveLegacyPassword
             | Action::FixPasswordMode { .. }
-            | Action::RenderCompose { .. } => Kind::Change,
+            | Action::RenderCompose { .. }
+            | Action::StartContainer { .. }
+            | Action::RecreateContainer { .. }
+            | Action::RestartContainer { .. }
+            | Action::ReplaceContainer { .. } => Kind::Change,
             Action::Disable { .. } | Action::RemoveLegacyPassword => Kind::Remove,
             Action::Refuse { .. } | Action::Blocked { .. } => Kind::Refuse,
         }
@@ -202,7 +217,30 @@ impl Action {
             Action::FixPasswordMode { mode } => format!("chmod login/PASSWORD {mode:04o} → 0600"),
             Action::RenderCompose { path, .. } => format!("render {path}"),
             Action::Blocked { subject, .. } => format!("blocked: {subject}"),
+            Action::CreateContainer { name } => format!("create and start container {name}"),
+            Action::StartContainer { name, status } => {
+                format!("start container {name} ({status})")
+            }
+            Action::RecreateContainer { name, changed } => {
+                format!("recreate container {name} ({} changed)", changed.join(", "))
+            }
+            Action::RestartContainer { name } => format!("restart container {name}"),
+            Action::ReplaceContainer { name } => {
+                format!("replace container {name} (not created by comfyprov)")
+            }
         }
+    }
+
+    /// Whether this step acts on the container.
+    pub fn is_container(&self) -> bool {
+        matches!(
+            self,
+            Action::CreateContainer { .. }
+                | Action::StartContainer { .. }
+                | Action::RecreateContainer { .. }
+                | Action::RestartContainer { .. }
+                | Action::ReplaceContainer { .. }
+        )
     }
 
     /// Whether ComfyUI must restart to see the result (it reads nodes and PASSWORD at start).

@@ -133,8 +133,12 @@ pub fn render(desired: &Desired) -> Option<String> {
         }
     }
     let _ = writeln!(w, "    restart: {}", quote(c.restart.as_str()));
+    let _ = writeln!(w, "    init: true");
     let _ = writeln!(w, "    labels:");
     let _ = writeln!(w, "      comfyprov.project: {}", quote(&desired.project));
+    if let Some(spec) = super::spec::RunSpec::new(desired, &desired.workspace.path) {
+        let _ = writeln!(w, "      comfyprov.spec: {}", quote(&spec.label()));
+    }
     if let GpuSpec::Nvidia { select } = &desired.gpu {
         let _ = writeln!(w, "    deploy:");
         let _ = writeln!(w, "      resources:");

@@ -1,3 +1,4 @@
 //! Rendering: `Desired` → files. Pure functions with deterministic output.
 
 pub mod compose;
+pub mod spec;

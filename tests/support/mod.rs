@@ -262,27 +262,38 @@ pub struct TestImage {
     pub tag: String,
 }
 
+/// A static binary (no shared libraries: it runs in a `FROM scratch` container) compiled by
+/// rustc from `source` (std only).
+pub fn static_binary(source: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.rs"), source).unwrap();
+    let out = Command::new("rustc")
+        .args([
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "main.rs",
+            "-o",
+            "app",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("rustc runs");
+    assert!(
+        out.status.success(),
+        "rustc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(dir.path().join("app")).unwrap()
+}
+
 impl TestImage {
     pub fn build(source: &str) -> TestImage {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("main.rs"), source).unwrap();
-        let out = Command::new("rustc")
-            .args([
-                "-O",
-                "-C",
-                "target-feature=+crt-static",
-                "main.rs",
-                "-o",
-                "app",
-            ])
-            .current_dir(dir.path())
-            .output()
-            .expect("rustc runs");
-        assert!(
-            out.status.success(),
-            "rustc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let app = dir.path().join("app");
+        std::fs::write(&app, static_binary(source)).unwrap();
+        std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         std::fs::write(
             dir.path().join("Dockerfile"),
             "FROM scratch\nCOPY app /app\nLABEL comfyprov.test=1\nCMD [\"/app\"]\n",

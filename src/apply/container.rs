@@ -1,0 +1,298 @@
+//! Executors for the container, through the Docker Engine API (bollard): create, start,
+//! recreate, restart, replace.
+//!
+//! Before the server is started in any way, two gates: in login mode `login/PASSWORD` must verify
+//! the secret (ComfyUI-Login without it takes an empty token and lets the first visitor choose
+//! the password), and with `gpu.mode = "nvidia"` the daemon must have the NVIDIA runtime. The
+//! container is made from the same [`RunSpec`] as the compose file.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, HostConfig, Mount, MountTypeEnum, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, RemoveContainerOptions, RestartContainerOptions,
+    StartContainerOptions, StopContainerOptions,
+};
+
+use super::{Ctx, Exec, Failure};
+use crate::manifest::AuthSpec;
+use crate::observe::container::{connect, describe};
+use crate::observe::login::{HashState, PasswordFile};
+use crate::render::spec::{RunSpec, container_port, labels};
+use crate::report::Outcome;
+
+/// Seconds ComfyUI gets to stop before it is killed.
+const STOP_TIMEOUT: i32 = 10;
+
+fn spec(ctx: &Ctx) -> Result<RunSpec, Failure> {
+    RunSpec::new(ctx.desired, &ctx.desired.workspace.path)
+        .ok_or_else(|| Failure::new("the manifest has no [container]"))
+}
+
+/// Run an async body on a small runtime of its own.
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start an async runtime: {e}")))?
+        .block_on(f)
+}
+
+/// A connection for changes: stops and restarts wait up to `STOP_TIMEOUT` for ComfyUI, and
+/// creating may pull an image, so requests get more time than observation's.
+async fn docker() -> Result<Docker, Failure> {
+    connect()
+        .await
+        .map(|d| d.with_timeout(std::time::Duration::from_secs(300)))
+        .map_err(|why| {
+            Failure::new(why)
+                .help("start the Docker daemon or fix DOCKER_HOST, then run apply again")
+        })
+}
+
+fn api(e: &bollard::errors::Error) -> Failure {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => {
+            Failure::new(message.trim().to_owned())
+        }
+        e => Failure::new(describe(e)),
+    }
+}
+
+/// In login mode, refuse to start a server whose `login/PASSWORD` does not verify the secret.
+fn password_gate(ctx: &Ctx) -> Result<(), Failure> {
+    if !matches!(ctx.desired.auth, AuthSpec::Login(_)) {
+        return Ok(());
+    }
+    let (_, pw) = crate::observe::login::observe(ctx.desired, &ctx.comfyui());
+    match pw.file {
+        PasswordFile::Present {
+            hash: HashState::Verified,
+            ..
+        } => Ok(()),
+        _ => Err(Failure::new(
+            "login/PASSWORD does not verify the secret: ComfyUI-Login would accept an empty token, so the server is not started",
+        )
+        .help("fix the password step above, then run apply again")),
+    }
+}
+
+/// The image must be present; where a registry is reachable it is pulled.
+async fn ensure_image(docker: &Docker, image: &str) -> Result<(), Failure> {
+    use futures_util::StreamExt;
+    match docker.inspect_image(image).await {
+        Ok(_) => return Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        Err(e) => return Err(api(&e)),
+    }
+    let mut pull = docker.create_image(
+        Some(CreateImageOptions {
+            from_image: Some(image.to_owned()),
+            ..Default::default()
+        }),
+        None,
+        None,
+    );
+    while let Some(item) = pull.next().await {
+        if let Err(e) = item {
+            return Err(Failure::new(format!(
+                "image `{image}` is not present locally and cannot be pulled: {}",
+                api(&e).cause
+            ))
+            .help(format!(
+                "build or load it on this host (`docker build -t {image} .`, `docker load`), or check the registry"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// NVIDIA GPUs requested: the daemon must have the NVIDIA runtime.
+async fn gpu_preflight(docker: &Docker, spec: &RunSpec) -> Result<(), Failure> {
+    if spec.gpu.is_none() {
+        return Ok(());
+    }
+    let info = docker.info().await.map_err(|e| api(&e))?;
+    let nvidia = info
+        .runtimes
+        .as_ref()
+        .is_some_and(|r| r.keys().any(|k| k.contains("nvidia")));
+    if nvidia {
+        return Ok(());
+    }
+    Err(Failure::new(
+        "gpu.mode is \"nvidia\", but the Docker daemon has no NVIDIA runtime",
+    )
+    .help("install the NVIDIA Container Toolkit and restart dockerd, or set `mode = \"none\"` in [gpu]"))
+}
+
+fn create_body(ctx: &Ctx, spec: &RunSpec) -> ContainerCreateBody {
+    let port = container_port();
+    let restart = match spec.restart.as_str() {
+        "no" => RestartPolicyNameEnum::NO,
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => RestartPolicyNameEnum::UNLESS_STOPPED,
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: Some(spec.command.clone()),
+        working_dir: Some(spec.working_dir.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels(ctx.desired, spec).into_iter().collect()),
+        exposed_ports: Some(HashMap::from([(port.clone(), HashMap::new())])),
+        host_config: Some(HostConfig {
+            port_bindings: Some(HashMap::from([(
+                port,
+                Some(vec![PortBinding {
+                    host_ip: Some(spec.listen.clone()),
+                    host_port: Some(spec.port.to_string()),
+                }]),
+            )])),
+            mounts: Some(vec![Mount {
+                target: Some(spec.working_dir.clone()),
+                source: Some(spec.mount.clone()),
+                typ: Some(MountTypeEnum::BIND),
+                ..Default::default()
+            }]),
+            device_requests: spec.gpu.as_ref().map(|g| {
+                vec![DeviceRequest {
+                    driver: Some("nvidia".to_owned()),
+                    count: g.count,
+                    device_ids: (!g.device_ids.is_empty()).then(|| g.device_ids.clone()),
+                    capabilities: Some(vec![vec!["gpu".to_owned()]]),
+                    options: None,
+                }]
+            }),
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart),
+                maximum_retry_count: None,
+            }),
+            // An init process as PID 1 passes SIGTERM on to Python, which as PID 1 would
+            // ignore it: stops and restarts then take seconds instead of the full timeout.
+            init: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Create the container and start it, after the gates.
+async fn create_and_start(
+    ctx: &Ctx<'_>,
+    docker: &Docker,
+    spec: &RunSpec,
+) -> Result<String, Failure> {
+    ensure_image(docker, &spec.image).await?;
+    gpu_preflight(docker, spec).await?;
+    password_gate(ctx)?;
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(ctx.desired.project.clone()),
+                ..Default::default()
+            }),
+            create_body(ctx, spec),
+        )
+        .await
+        .map_err(|e| api(&e))?;
+    docker
+        .start_container(&ctx.desired.project, None::<StartContainerOptions>)
+        .await
+        .map_err(|e| api(&e))?;
+    Ok(created.id.chars().take(12).collect())
+}
+
+async fn remove(ctx: &Ctx<'_>, docker: &Docker) -> Result<(), Failure> {
+    let name = &ctx.desired.project;
+    // A stop first lets ComfyUI exit cleanly; a container already stopped is fine.
+    let _ = docker
+        .stop_container(
+            name,
+            Some(StopContainerOptions {
+                t: Some(STOP_TIMEOUT),
+                ..Default::default()
+            }),
+        )
+        .await;
+    docker
+        .remove_container(
+            name,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|e| api(&e))
+}
+
+pub(super) fn create(ctx: &Ctx) -> Exec {
+    let spec = spec(ctx)?;
+    block_on(async {
+        let docker = docker().await?;
+        let id = create_and_start(ctx, &docker, &spec).await?;
+        Ok(Outcome::Done {
+            detail: Some(format!("id {id}")),
+        })
+    })
+}
+
+pub(super) fn start(ctx: &Ctx) -> Exec {
+    let spec = spec(ctx)?;
+    block_on(async {
+        let docker = docker().await?;
+        gpu_preflight(&docker, &spec).await?;
+        password_gate(ctx)?;
+        docker
+            .start_container(&ctx.desired.project, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| api(&e))?;
+        Ok(Outcome::Done { detail: None })
+    })
+}
+
+pub(super) fn recreate(ctx: &Ctx) -> Exec {
+    let spec = spec(ctx)?;
+    block_on(async {
+        let docker = docker().await?;
+        // Check what can fail before anything is removed.
+        ensure_image(&docker, &spec.image).await?;
+        gpu_preflight(&docker, &spec).await?;
+        password_gate(ctx)?;
+        remove(ctx, &docker).await?;
+        let id = create_and_start(ctx, &docker, &spec).await?;
+        Ok(Outcome::Done {
+            detail: Some(format!("id {id}")),
+        })
+    })
+}
+
+/// `--force`: the container in the way was not made by comfyprov.
+pub(super) fn replace(ctx: &Ctx) -> Exec {
+    recreate(ctx)
+}
+
+pub(super) fn restart(ctx: &Ctx) -> Exec {
+    block_on(async {
+        let docker = docker().await?;
+        password_gate(ctx)?;
+        docker
+            .restart_container(
+                &ctx.desired.project,
+                Some(RestartContainerOptions {
+                    t: Some(STOP_TIMEOUT),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| api(&e))?;
+        Ok(Outcome::Done { detail: None })
+    })
+}
