@@ -263,8 +263,6 @@ impl Action {
 pub enum Note {
     /// The container could not be looked at.
     ContainerNotObserved { reason: String },
-    /// No container has the project's name.
-    ContainerMissing { name: String, command: String },
     /// The container's state.
     ContainerStatus {
         name: String,
@@ -294,9 +292,6 @@ impl Note {
     pub fn message(&self) -> String {
         match self {
             Note::ContainerNotObserved { reason } => format!("container not observed: {reason}"),
-            Note::ContainerMissing { name, command } => format!(
-                "container `{name}` does not exist; comfyprov does not create containers yet: `{command}`"
-            ),
             Note::ContainerStatus {
                 name,
                 status,
