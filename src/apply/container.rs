@@ -189,6 +189,11 @@ async fn create_and_start(
     docker: &Docker,
     spec: &RunSpec,
 ) -> Result<String, Failure> {
+    // Docker would create a missing bind source as an empty root-owned folder.
+    if !ctx.comfyui().is_dir() {
+        return Err(Failure::new(format!("{} does not exist", spec.mount))
+            .help("provision ComfyUI first (see the steps above)"));
+    }
     ensure_image(docker, &spec.image).await?;
     gpu_preflight(docker, spec).await?;
     password_gate(ctx)?;
