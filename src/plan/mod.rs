@@ -253,15 +253,6 @@ fn login_gate(plan: &Plan, desired: &Desired, observed: &Observed) -> Option<Str
     if !matches!(desired.auth, AuthSpec::Login(_)) {
         return None;
     }
-    let verified = |f: &PasswordFile| {
-        matches!(
-            f,
-            PasswordFile::Present {
-                hash: HashState::Verified,
-                ..
-            }
-        )
-    };
     let pw = &observed.password;
     let fixed = plan.steps.iter().any(|s| {
         matches!(
@@ -282,20 +273,22 @@ fn login_gate(plan: &Plan, desired: &Desired, observed: &Observed) -> Option<Str
     )
 }
 
+/// Whether a PASSWORD file's hash verifies the secret.
+fn verified(f: &PasswordFile) -> bool {
+    matches!(
+        f,
+        PasswordFile::Present {
+            hash: HashState::Verified,
+            ..
+        }
+    )
+}
+
 /// CRITICAL: a login-mode server running without a PASSWORD that verifies.
 fn critical_note(plan: &mut Plan, desired: &Desired, observed: &Observed, info: &ContainerInfo) {
     if !matches!(desired.auth, AuthSpec::Login(_)) || !info.running() {
         return;
     }
-    let verified = |f: &PasswordFile| {
-        matches!(
-            f,
-            PasswordFile::Present {
-                hash: HashState::Verified,
-                ..
-            }
-        )
-    };
     let pw = &observed.password;
     let why = match (&pw.file, &pw.legacy) {
         (PasswordFile::Missing, PasswordFile::Missing) => {
