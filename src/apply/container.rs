@@ -183,12 +183,9 @@ fn create_body(ctx: &Ctx, spec: &RunSpec) -> ContainerCreateBody {
     }
 }
 
-/// Create the container and start it, after the gates.
-async fn create_and_start(
-    ctx: &Ctx<'_>,
-    docker: &Docker,
-    spec: &RunSpec,
-) -> Result<String, Failure> {
+/// Everything that must hold before a container is created: checked before anything is
+/// removed or created, so a failing gate leaves the old container in place.
+async fn preflight(ctx: &Ctx<'_>, docker: &Docker, spec: &RunSpec) -> Result<(), Failure> {
     // Docker would create a missing bind source as an empty root-owned folder.
     if !ctx.comfyui().is_dir() {
         return Err(Failure::new(format!("{} does not exist", spec.mount))
@@ -196,7 +193,15 @@ async fn create_and_start(
     }
     ensure_image(docker, &spec.image).await?;
     gpu_preflight(docker, spec).await?;
-    password_gate(ctx)?;
+    password_gate(ctx)
+}
+
+/// Create the container and start it; call [`preflight`] first.
+async fn create_and_start(
+    ctx: &Ctx<'_>,
+    docker: &Docker,
+    spec: &RunSpec,
+) -> Result<String, Failure> {
     let created = docker
         .create_container(
             Some(CreateContainerOptions {
@@ -242,6 +247,7 @@ pub(super) fn create(ctx: &Ctx) -> Exec {
     let spec = spec(ctx)?;
     block_on(async {
         let docker = docker().await?;
+        preflight(ctx, &docker, &spec).await?;
         let id = create_and_start(ctx, &docker, &spec).await?;
         Ok(Outcome::Done {
             detail: Some(format!("id {id}")),
@@ -267,10 +273,7 @@ pub(super) fn recreate(ctx: &Ctx) -> Exec {
     let spec = spec(ctx)?;
     block_on(async {
         let docker = docker().await?;
-        // Check what can fail before anything is removed.
-        ensure_image(&docker, &spec.image).await?;
-        gpu_preflight(&docker, &spec).await?;
-        password_gate(ctx)?;
+        preflight(ctx, &docker, &spec).await?;
         remove(ctx, &docker).await?;
         let id = create_and_start(ctx, &docker, &spec).await?;
         Ok(Outcome::Done {
