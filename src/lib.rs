@@ -13,3 +13,4 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod secret;
+pub mod verify;

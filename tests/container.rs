@@ -1,9 +1,11 @@
 //! The container's lifecycle against the real Docker engine: observe, create, start, recreate,
-//! restart, the gates (image, GPU, password), and compose agreeing with the API.
+//! restart, requirements, the gates (image, GPU, password), compose agreeing with the API, and
+//! `verify` probing the server.
 //!
-//! No registry is reachable, so each test builds a `FROM scratch` image around a static binary.
-//! As in a real deployment, ComfyUI's interpreter lives in the workspace (`venv/bin/python3`,
-//! here the same static binary), run from the bind-mounted folder.
+//! No registry is reachable, so each test builds a `FROM scratch` image around a static binary:
+//! the fake ComfyUI of `tests/fake-comfyui`, which follows the ComfyUI-Login contract. As in a
+//! real deployment, ComfyUI's interpreter lives in the workspace (`venv/bin/python3`, here the
+//! same fake), run from the bind-mounted folder.
 
 mod support;
 
@@ -12,13 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use support::{
-    SourceRepo, TestContainer, TestImage, docker, docker_available, free_port, source_repo,
-    static_binary, unique,
+    SourceRepo, TestContainer, TestImage, docker, docker_available, fake_comfyui, free_port,
+    http_get, source_repo, unique,
 };
 
-/// Sleeps forever: a server that stays up.
-const SLEEPER: &str =
-    "fn main() { loop { std::thread::sleep(std::time::Duration::from_secs(3600)); } }";
+/// `[auth]` for ComfyUI-Login with the password in `pw`; the node is declared with it.
+const LOGIN: &str = "[auth]\nmode = \"login\"\nusername = \"admin\"\npassword_file = \"pw\"\n";
+/// `[auth]` without a password.
+const NO_AUTH: &str = "[auth]\nmode = \"none\"\n";
+const CPU: &str = "mode = \"none\"";
 
 fn both(o: &Output) -> String {
     format!(
@@ -28,7 +32,7 @@ fn both(o: &Output) -> String {
     )
 }
 
-/// A deployment whose container runs a sleeper, removed (with its image) on drop.
+/// A deployment whose container runs the fake ComfyUI, removed (with its image) on drop.
 struct Deploy {
     dir: tempfile::TempDir,
     name: String,
@@ -36,6 +40,7 @@ struct Deploy {
     /// The image the manifest names (the built one, unless a test says otherwise).
     image_ref: String,
     node: SourceRepo,
+    login: SourceRepo,
     port: u16,
 }
 
@@ -48,23 +53,40 @@ impl Drop for Deploy {
 }
 
 impl Deploy {
+    /// No auth, one node `Extra`, on the CPU.
     fn new() -> Deploy {
         let dir = tempfile::tempdir().unwrap();
-        let image = TestImage::build(SLEEPER);
+        let fake = fake_comfyui();
+        let image = TestImage::from_binary(&fake, &["main.py"]);
         let python = dir.path().join("workspace/ComfyUI/venv/bin/python3");
         std::fs::create_dir_all(python.parent().unwrap()).unwrap();
-        std::fs::write(&python, static_binary(SLEEPER)).unwrap();
+        std::fs::write(&python, &fake).unwrap();
         std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            dir.path().join("workspace/ComfyUI/comfyui_version.py"),
+            "__version__ = \"0.3.68\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("pw"), "correct horse battery staple\n").unwrap();
         let node = source_repo(&dir.path().join("git/Extra"), 2);
+        let login = source_repo(&dir.path().join("git/ComfyUI-Login"), 1);
         let d = Deploy {
             dir,
             name: unique("cp-life"),
             image_ref: image.tag.clone(),
             image,
             node,
+            login,
             port: free_port(),
         };
-        d.write_manifest(&[], "mode = \"none\"", "[auth]\nmode = \"none\"\n");
+        d.write_manifest(&[], CPU, NO_AUTH);
+        d
+    }
+
+    /// Login mode, with the password in `pw`.
+    fn with_login() -> Deploy {
+        let d = Deploy::new();
+        d.write_manifest(&[], CPU, LOGIN);
         d
     }
 
@@ -72,8 +94,19 @@ impl Deploy {
         self.dir.path()
     }
 
-    fn write_manifest(&self, args: &[&str], gpu: &str, auth: &str) {
+    /// The manifest: `args` for main.py, the `[gpu]` body, the `[auth]` table (ComfyUI-Login is
+    /// declared when it says `mode = "login"`), and `Extra` with `extra` added to its table.
+    fn write_manifest_with(&self, args: &[&str], gpu: &str, auth: &str, extra: &str) {
         let args: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
+        let login = if auth.contains("mode = \"login\"") {
+            format!(
+                "[[nodes]]\nname = \"ComfyUI-Login\"\ngit = \"{}\"\nrev = \"{}\"\n",
+                self.login.url(),
+                self.login.v1
+            )
+        } else {
+            String::new()
+        };
         std::fs::write(
             self.root().join("comfy.toml"),
             format!(
@@ -93,7 +126,8 @@ env = {{ NOTE = "costs $5" }}
 name = "Extra"
 git = "{}"
 rev = "{}"
-"#,
+{extra}
+{login}"#,
                 self.name,
                 self.image_ref,
                 self.port,
@@ -103,6 +137,10 @@ rev = "{}"
             ),
         )
         .unwrap();
+    }
+
+    fn write_manifest(&self, args: &[&str], gpu: &str, auth: &str) {
+        self.write_manifest_with(args, gpu, auth, "");
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -140,6 +178,18 @@ rev = "{}"
 
     fn node_dir(&self) -> PathBuf {
         self.root().join("workspace/ComfyUI/custom_nodes/Extra")
+    }
+
+    /// `comfyprov token`.
+    fn token(&self) -> String {
+        let out = self.run(&["token"]);
+        assert!(out.status.success(), "token: {}", both(&out));
+        String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+    }
+
+    /// GET on the published port.
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        http_get(self.port, path, headers)
     }
 }
 
@@ -313,7 +363,7 @@ fn container_comfyprov_did_not_create_is_left_unless_force() {
         return;
     }
     let d = Deploy::new();
-    let _foreign = TestContainer::create(&d.name, &d.image.tag, &[]);
+    let _foreign = TestContainer::create(&d.name, &d.image.tag, &[], &[]);
     let out = d.run(&["apply", "-y"]);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(
@@ -339,12 +389,8 @@ fn login_mode_never_starts_a_server_without_a_password_that_verifies() {
         return;
     }
     let d = Deploy::new();
-    // Login mode (the node `Extra` plays ComfyUI-Login) with a secret that does not exist.
-    d.write_manifest(
-        &[],
-        "mode = \"none\"",
-        "[auth]\nmode = \"login\"\nlogin_node = \"Extra\"\npassword_file = \"missing.password\"\n",
-    );
+    // Login mode with a secret that does not exist.
+    d.write_manifest(&[], CPU, &LOGIN.replace("\"pw\"", "\"missing.password\""));
     let out = d.run(&["apply", "-y"]);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     let text = both(&out);
@@ -355,22 +401,61 @@ fn login_mode_never_starts_a_server_without_a_password_that_verifies() {
     assert!(!d.exists(), "no server without a password");
 }
 
-/// A login-mode server that is already running without PASSWORD is a critical finding.
+/// A login-mode server already running without PASSWORD takes the empty token: `verify` catches
+/// it, `plan` calls it critical, and apply closes the hole.
 #[test]
-fn running_login_server_without_password_is_critical() {
+fn running_login_server_without_password_is_critical_and_verify_catches_it() {
     if !docker_available() {
         return;
     }
-    let d = Deploy::new();
-    d.write_manifest(
-        &[],
-        "mode = \"none\"",
-        "[auth]\nmode = \"login\"\nlogin_node = \"Extra\"\npassword_file = \"pw\"\n",
+    let d = Deploy::with_login();
+    let comfy = d.root().join("workspace/ComfyUI");
+    support::clone_at(
+        &d.login,
+        &comfy.join("custom_nodes/ComfyUI-Login"),
+        &d.login.v1,
     );
-    std::fs::write(d.root().join("pw"), "correct horse battery staple\n").unwrap();
+    support::clone_at(&d.node, &comfy.join("custom_nodes/Extra"), &d.node.v2);
+    // Started by hand, the way a compose file without comfyprov would.
     let label = format!("comfyprov.project={}", d.name);
-    let _c = TestContainer::create(&d.name, &d.image.tag, &["--label", &label]);
+    let mount = format!("{}:/workspace/ComfyUI", comfy.display());
+    let publish = format!("127.0.0.1:{}:8188", d.port);
+    let _c = TestContainer::create(
+        &d.name,
+        &d.image.tag,
+        &[
+            "--label",
+            &label,
+            "-v",
+            &mount,
+            "-w",
+            "/workspace/ComfyUI",
+            "-p",
+            &publish,
+            "--entrypoint",
+            "venv/bin/python3",
+        ],
+        &["main.py", "--listen", "0.0.0.0", "--port", "8188"],
+    );
     docker(&["start", &d.name]);
+
+    let out = d.run(&["verify", "--timeout", "20"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("FAIL  GET /system_stats?token= (the empty token ComfyUI-Login takes without PASSWORD): 200, expected 401"),
+        "the empty token is accepted, and verify says so:\n{text}"
+    );
+    assert!(
+        text.contains("FAIL  live argv matches the manifest"),
+        "{text}"
+    );
+    assert_eq!(
+        d.get("/system_stats?token=", &[]).0,
+        200,
+        "the hole is real"
+    );
+
     let text = both(&d.run(&["plan"]));
     assert!(
         text.contains(&format!(
@@ -380,10 +465,55 @@ fn running_login_server_without_password_is_critical() {
         "{text}"
     );
     // apply writes PASSWORD, and only then may the server be recreated from the spec.
-    let out = d.run(&["apply", "-y"]);
-    assert!(out.status.success(), "{}", both(&out));
+    let out = d.apply_ok();
+    assert!(both(&out).contains("Verified:"), "{}", both(&out));
+    assert_eq!(
+        d.get("/system_stats?token=", &[]).0,
+        401,
+        "the hole is closed"
+    );
     let text = both(&d.run(&["plan"]));
     assert!(!text.contains("CRITICAL"), "{text}");
+}
+
+#[test]
+fn verify_passes_after_a_fresh_login_apply_and_probes_like_a_client() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    let out = d.apply_ok();
+    let text = both(&out);
+    for line in [
+        "ok    GET /system_stats without a token: 401",
+        "ok    GET /system_stats with the token (Bearer): 200",
+        "ok    GET /system_stats?token= (the empty token ComfyUI-Login takes without PASSWORD): 401",
+        "ok    GET /system_stats as a browser (Accept: text/html): 302 to /login",
+        "ok    live argv matches the manifest: main.py --listen 0.0.0.0 --port 8188 --cpu",
+        "ok    node Extra: loaded",
+        "ok    node ComfyUI-Login: loaded",
+        "server: ComfyUI 0.3.68, Python 3.11.2, devices: cpu (cpu)",
+        "Verified: 7 checks passed.",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    let token = d.token();
+    assert!(!text.contains(&token), "apply never prints the token");
+
+    let out = d.run(&["verify", "--json"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["comfyui_version"], "0.3.68");
+    assert_eq!(v["argv"], v["expected_argv"]);
+    assert_eq!(v["imported"]["ComfyUI-Login"], true);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&token));
+
+    // What a client sees, through the tests' own HTTP.
+    let bearer = format!("Bearer {token}");
+    assert_eq!(d.get("/system_stats", &[("Authorization", &bearer)]).0, 200);
+    assert_eq!(d.get(&format!("/system_stats?token={token}"), &[]).0, 200);
+    assert_eq!(d.get("/system_stats", &[]).0, 401);
 }
 
 /// One spec, two outputs: the container docker-compose creates from the rendered file and the

@@ -7,7 +7,7 @@ use std::time::Duration;
 use miette::{Diagnostic, IntoDiagnostic, WrapErr};
 
 use super::reporter::{Bars, Lines};
-use super::{Cli, EXIT_ERROR, EXIT_OK, Ui, emit};
+use super::{Cli, EXIT_ERROR, EXIT_OK, Ui, emit, parse_seconds};
 use crate::apply::{self, Report, lock};
 use crate::manifest::Desired;
 use crate::plan::{Options, Plan, display};
@@ -35,14 +35,12 @@ pub struct ApplyArgs {
     /// How many clones and fetches run at once.
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-}
-
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    s.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("`{s}` is not a number of seconds"))
+    /// Do not probe the server after applying (see `comfyprov verify`).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Seconds to wait for the server to answer before verifying it.
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = parse_seconds)]
+    pub verify_timeout: Duration,
 }
 
 /// Why a saved plan cannot be applied.
@@ -164,7 +162,8 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
     emit(&display::render(&plan, &title, ui.color_out))?;
     if !plan.has_changes() {
         bcrypt_detail(ui);
-        return Ok(EXIT_OK);
+        drop(lock);
+        return verify_after(ui, args, &desired, plan_opts.workspace_only);
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && saved.is_none() && interactive && !confirm(plan.steps.len())? {
@@ -214,7 +213,26 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
         && report.left().next().is_none()
         && !after.has_changes()
         && !unobserved;
-    Ok(if clean { EXIT_OK } else { EXIT_ERROR })
+    if !clean {
+        return Ok(EXIT_ERROR);
+    }
+    verify_after(ui, args, &desired, plan_opts.workspace_only)
+}
+
+/// Probe the server once apply converged, unless told not to or there is none to probe.
+fn verify_after(
+    ui: &Ui,
+    args: &ApplyArgs,
+    desired: &Desired,
+    workspace_only: bool,
+) -> miette::Result<u8> {
+    if args.no_verify || workspace_only || desired.container.is_none() {
+        return Ok(EXIT_OK);
+    }
+    ui.info("verifying the server…");
+    let v = super::verify::probe(desired, args.verify_timeout)?;
+    emit(&format!("\n{}", super::verify::render(&v, ui.color_out)))?;
+    Ok(if v.ok { EXIT_OK } else { EXIT_ERROR })
 }
 
 /// With `-v`: how many bcrypt hashes or verifies this run cost (none when nothing changed).

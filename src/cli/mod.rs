@@ -5,6 +5,7 @@ mod apply;
 mod plan;
 mod reporter;
 mod simple;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -60,6 +61,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Print the compose file the manifest renders.
     Render,
+    /// Probe the running server: auth with and without the token, the empty token, the live
+    /// argv against the manifest, and whether each declared node loaded. Exit 1 on any mismatch.
+    Verify(verify::VerifyArgs),
     /// Print the API bearer token for clients (line 1 of login/PASSWORD), if it matches the
     /// secret. The only command that prints a secret.
     Token,
@@ -126,6 +130,7 @@ pub fn main() -> u8 {
         Command::Apply(args) => apply::run(&cli, &ui, args),
         Command::Render => simple::render(&cli),
         Command::Token => simple::token(&cli),
+        Command::Verify(args) => verify::run(&cli, &ui, args),
     };
     match result {
         Ok(code) => code,
@@ -150,6 +155,15 @@ pub fn emit(text: &str) -> miette::Result<()> {
 }
 
 /// Load the manifest named on the command line.
+/// A number of seconds from the command line (`10`, `0.5`).
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e9)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a number of seconds"))
+}
+
 pub fn load(cli: &Cli) -> miette::Result<crate::manifest::Desired> {
     crate::manifest::load(&cli.manifest).map_err(miette::Report::new)
 }

@@ -3,7 +3,8 @@
 use miette::miette;
 
 use super::{Cli, EXIT_OK, Ui, emit, load};
-use crate::manifest::AuthSpec;
+use crate::manifest::{AuthSpec, Desired};
+use crate::secret::Secret;
 
 pub fn validate(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
     let d = load(cli)?;
@@ -51,8 +52,15 @@ pub fn render(cli: &Cli) -> miette::Result<u8> {
 /// matches the secret, so a client is never handed a token the server will reject after its next
 /// restart. The only command that prints a secret.
 pub fn token(cli: &Cli) -> miette::Result<u8> {
-    use crate::observe::login::{HashState, PasswordFile};
     let d = load(cli)?;
+    let token = verified_token(&d)?;
+    emit(&format!("{}\n", String::from_utf8_lossy(token.expose())))?;
+    Ok(EXIT_OK)
+}
+
+/// Line 1 of `login/PASSWORD`, when it verifies against the secret; else why not.
+pub fn verified_token(d: &Desired) -> miette::Result<Secret> {
+    use crate::observe::login::{HashState, PasswordFile};
     if !matches!(d.auth, AuthSpec::Login(_)) {
         return Err(miette!(
             help = "set `mode = \"login\"` in [auth] to protect ComfyUI with ComfyUI-Login",
@@ -60,7 +68,7 @@ pub fn token(cli: &Cli) -> miette::Result<u8> {
         ));
     }
     let comfy = d.workspace.path.join("ComfyUI");
-    let (_, password) = crate::observe::login::observe(&d, &comfy);
+    let (_, password) = crate::observe::login::observe(d, &comfy);
     let apply = "run `comfyprov apply` to write it";
     match password.file {
         PasswordFile::Present {
@@ -93,6 +101,5 @@ pub fn token(cli: &Cli) -> miette::Result<u8> {
     let bytes = std::fs::read(&path).map_err(|e| miette!("cannot read login/PASSWORD: {e}"))?;
     let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    emit(&format!("{}\n", String::from_utf8_lossy(line)))?;
-    Ok(EXIT_OK)
+    Ok(Secret::new(line.to_vec()))
 }

@@ -36,6 +36,10 @@ pub struct ContainerInfo {
     pub started_at: Option<String>,
     /// The same, in nanoseconds since the epoch.
     pub started_ns: Option<i128>,
+    /// When its previous run ended (ns since the epoch), if it ever stopped: the log lines
+    /// after it belong to the current run.
+    #[serde(skip)]
+    pub finished_ns: Option<i128>,
     /// `comfyprov.project`: set when comfyprov (or its compose file) created it.
     pub project_label: Option<String>,
     /// `comfyprov.spec`: the spec it was created from (JSON).
@@ -162,6 +166,11 @@ pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInfo
             .as_deref()
             .filter(|s| !s.starts_with("0001-01-01"))
             .and_then(crate::fsutil::parse_rfc3339_ns),
+        finished_ns: state
+            .finished_at
+            .as_deref()
+            .filter(|s| !s.starts_with("0001-01-01"))
+            .and_then(crate::fsutil::parse_rfc3339_ns),
         started_at: state.started_at.filter(|s| !s.starts_with("0001-01-01")),
         project_label: labels.get(LABEL_PROJECT).cloned(),
         spec: labels.get(LABEL_SPEC).cloned(),
@@ -187,7 +196,7 @@ pub fn observe(name: &str) -> super::ContainerState {
             Err(reason) => return super::ContainerState::NotObserved { reason },
         };
         match inspect(&docker, name).await {
-            Ok(Some(info)) => super::ContainerState::Present(info),
+            Ok(Some(info)) => super::ContainerState::Present(Box::new(info)),
             Ok(None) => super::ContainerState::Missing,
             Err(reason) => super::ContainerState::NotObserved { reason },
         }

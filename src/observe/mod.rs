@@ -119,7 +119,7 @@ pub enum ContainerState {
     /// No container has the project's name.
     Missing,
     /// The container with the project's name.
-    Present(container::ContainerInfo),
+    Present(Box<container::ContainerInfo>),
 }
 
 impl Observed {

@@ -287,16 +287,59 @@ pub fn static_binary(source: &str) -> Vec<u8> {
     std::fs::read(dir.path().join("app")).unwrap()
 }
 
+/// The fake ComfyUI (`tests/fake-comfyui`), built once per test process as a static binary:
+/// the workspace member is compiled for the host triple with `+crt-static`, in its own target
+/// dir so that it neither waits for nor invalidates the build running the tests.
+pub fn fake_comfyui() -> Vec<u8> {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let path = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let vv = Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .expect("rustc runs");
+        let host = String::from_utf8_lossy(&vv.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+            .expect("rustc -vV names the host");
+        let target_dir = root.join("target/fake-comfyui");
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--locked", "-p", "fake-comfyui"])
+            .args(["--target", &host])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .current_dir(root)
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building the fake ComfyUI failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target_dir.join(host).join("release/fake-comfyui")
+    });
+    std::fs::read(path).unwrap()
+}
+
 impl TestImage {
     pub fn build(source: &str) -> TestImage {
+        Self::from_binary(&static_binary(source), &[])
+    }
+
+    /// An image whose `/app` is `binary`, run with `args` by default.
+    pub fn from_binary(binary: &[u8], args: &[&str]) -> TestImage {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("app");
-        std::fs::write(&app, static_binary(source)).unwrap();
+        std::fs::write(&app, binary).unwrap();
         std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         std::fs::write(
             dir.path().join("Dockerfile"),
-            "FROM scratch\nCOPY app /app\nLABEL comfyprov.test=1\nCMD [\"/app\"]\n",
+            format!(
+                "FROM scratch\nCOPY app /app\nLABEL comfyprov.test=1\nCMD {}\n",
+                serde_json_list(&[&["/app"], args].concat())
+            ),
         )
         .unwrap();
         let tag = format!("{}:latest", unique("comfyprov-test"));
@@ -313,17 +356,50 @@ impl Drop for TestImage {
     }
 }
 
+fn serde_json_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// A plain HTTP GET to 127.0.0.1:`port`: the status code and the body. For the tests' own look
+/// at a server, independent of comfyprov's client.
+pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
 /// A container removed on drop (even when the test fails).
 pub struct TestContainer {
     pub name: String,
 }
 
 impl TestContainer {
-    /// `docker create --name <name> <extra…> <image>`.
-    pub fn create(name: &str, image: &str, extra: &[&str]) -> TestContainer {
+    /// `docker create --name <name> <extra…> <image> <cmd…>`.
+    pub fn create(name: &str, image: &str, extra: &[&str], cmd: &[&str]) -> TestContainer {
         let mut args = vec!["create", "--name", name, "--label", TEST_LABEL];
         args.extend_from_slice(extra);
         args.push(image);
+        args.extend_from_slice(cmd);
         docker(&args);
         TestContainer {
             name: name.to_owned(),

@@ -1,0 +1,116 @@
+//! `comfyprov verify`: probe the running server (also run at the end of `apply`).
+
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Style};
+use miette::{IntoDiagnostic, miette};
+
+use super::{Cli, EXIT_ERROR, EXIT_OK, Ui, emit, load, parse_seconds};
+use crate::manifest::Desired;
+use crate::verify::{Target, Verification};
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the server to answer (ComfyUI imports every node before it listens).
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+pub fn run(cli: &Cli, ui: &Ui, args: &VerifyArgs) -> miette::Result<u8> {
+    let desired = load(cli)?;
+    let v = probe(&desired, args.timeout)?;
+    if args.json {
+        emit(&(serde_json::to_string_pretty(&v).into_diagnostic()? + "\n"))?;
+    } else {
+        emit(&render(&v, ui.color_out))?;
+    }
+    Ok(if v.ok { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// Wait for the manifest's server and run every check. `Err` when there is no server to probe.
+pub fn probe(desired: &Desired, timeout: Duration) -> miette::Result<Verification> {
+    let token = if matches!(desired.auth, crate::manifest::AuthSpec::Login(_)) {
+        super::simple::verified_token(desired).map_err(|e| e.to_string())
+    } else {
+        Err("auth.mode is none".to_owned())
+    };
+    let target = Target::new(desired, token).ok_or_else(|| {
+        miette!(
+            help = "verify probes the container comfyprov runs; add a [container] table",
+            "the manifest has no [container]: there is no server to verify"
+        )
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| miette!("cannot start an async runtime: {e}"))?;
+    rt.block_on(async {
+        let docker = crate::observe::container::connect().await.map_err(|e| {
+            miette!(
+                help = "start the Docker daemon or fix DOCKER_HOST",
+                "cannot verify: {e}"
+            )
+        })?;
+        crate::verify::verify(&docker, &target, timeout)
+            .await
+            .map_err(|e| miette!(help = "see `comfyprov plan`", "cannot verify: {e}"))
+    })
+}
+
+fn paint(s: &str, color: AnsiColor, on: bool) -> String {
+    if on {
+        let style = Style::new().fg_color(Some(color.into())).bold();
+        format!("{}{s}{}", style.render(), style.render_reset())
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The verification as people read it: one line per check, then what the server reported.
+pub fn render(v: &Verification, color: bool) -> String {
+    let mut out = format!(
+        "verify {} at {} (answered after {:.1} s)\n",
+        v.container,
+        v.url,
+        v.ready_ms as f64 / 1e3
+    );
+    for c in &v.checks {
+        let mark = if c.ok {
+            paint("ok  ", AnsiColor::Green, color)
+        } else {
+            paint("FAIL", AnsiColor::Red, color)
+        };
+        out.push_str(&format!("  {mark}  {}: {}\n", c.check, c.detail));
+    }
+    let devices: Vec<String> = v
+        .devices
+        .iter()
+        .map(|d| match d.vram_total {
+            Some(b) if d.kind != "cpu" => format!("{} ({}, {} MiB)", d.name, d.kind, b >> 20),
+            _ => format!("{} ({})", d.name, d.kind),
+        })
+        .collect();
+    out.push_str(&format!(
+        "  server: ComfyUI {}, Python {}, devices: {}\n",
+        v.comfyui_version.as_deref().unwrap_or("unknown"),
+        v.python_version.as_deref().unwrap_or("unknown"),
+        if devices.is_empty() {
+            "unknown".to_owned()
+        } else {
+            devices.join(", ")
+        }
+    ));
+    let failed = v.checks.iter().filter(|c| !c.ok).count();
+    if failed == 0 {
+        out.push_str(&format!("Verified: {} checks passed.\n", v.checks.len()));
+    } else {
+        out.push_str(&format!(
+            "Verify failed: {failed} of {} checks failed.\n",
+            v.checks.len()
+        ));
+    }
+    out
+}

@@ -1,0 +1,88 @@
+//! A minimal HTTP/1.1 client for probing ComfyUI: GET only, with a timeout on every request.
+//! hyper and hyper-util are the ones bollard already builds.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// How long one request may take, connect to last byte.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// ComfyUI's `/system_stats` is a few hundred bytes; `/object_info` can be megabytes.
+const MAX_BODY: usize = 64 << 20;
+
+/// What came back.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// The `Location` header, for redirects.
+    pub location: Option<String>,
+    pub body: Bytes,
+}
+
+pub struct Http {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl Http {
+    pub fn new() -> Http {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(3)));
+        connector.set_nodelay(true);
+        Http {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    /// `GET url` with `headers`. The error names the URL and the cause, never a header value
+    /// (one of them may be the token).
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
+        let mut req = hyper::Request::get(url);
+        for (k, v) in headers {
+            let value = hyper::header::HeaderValue::from_str(v)
+                .map_err(|_| format!("the {k} header for {url} is not a valid header value"))?;
+            req = req.header(*k, value);
+        }
+        let req = req
+            .body(Empty::new())
+            .map_err(|e| format!("cannot build a request for {url}: {e}"))?;
+        let work = async {
+            let resp = self.client.request(req).await.map_err(|e| cause(&e))?;
+            let status = resp.status().as_u16();
+            let location = resp
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>(Response {
+                status,
+                location,
+                body,
+            })
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+            Ok(r) => r.map_err(|e| format!("GET {url}: {e}")),
+            Err(_) => Err(format!(
+                "GET {url}: no answer within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            )),
+        }
+    }
+}
+
+/// The innermost cause (`Connection refused`), which says the most.
+fn cause(e: &dyn std::error::Error) -> String {
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}

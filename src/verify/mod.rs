@@ -1,0 +1,469 @@
+//! `verify`: probe the running server itself, the only proof that the deployment works.
+//!
+//! It waits until the published port answers HTTP (failing fast, with the log's tail, when the
+//! container stops), then checks what a client would meet:
+//!
+//! - in login mode, `/system_stats` without a token is 401, with `Authorization: Bearer <token>`
+//!   200, with an empty `?token=` 401 (ComfyUI-Login accepts it when PASSWORD is missing), and a
+//!   browser (`Accept: text/html`) is sent to `/login`; without auth, 200 with no token;
+//! - the live `argv` in `/system_stats` is the command line the manifest renders;
+//! - each declared node is in the `Import times for custom nodes` block the server logged since
+//!   it started, without `(IMPORT FAILED)`; with `auth = none` the login node is not.
+//!
+//! The token is sent, never shown: no check's text contains it.
+
+mod http;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::manifest::{AuthSpec, Desired};
+use crate::secret::Secret;
+
+/// What to probe and what to expect, from the manifest.
+#[derive(Debug)]
+pub struct Target {
+    pub container: String,
+    /// `http://HOST:PORT`, HOST being loopback when the port is published on all addresses.
+    pub url: String,
+    pub login: bool,
+    pub login_node: String,
+    /// The token, or why there is none that matches the secret.
+    pub token: Result<Secret, String>,
+    /// `argv` as ComfyUI reports it: the command without the interpreter.
+    pub argv: Vec<String>,
+    /// Nodes that must have loaded.
+    pub nodes: Vec<String>,
+}
+
+impl Target {
+    /// The target for the manifest's container; `None` without `[container]`.
+    pub fn new(desired: &Desired, token: Result<Secret, String>) -> Option<Target> {
+        let c = desired.container.as_ref()?;
+        let host = match c.listen {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+            ip if ip.is_unspecified() => "[::1]".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let command = crate::render::compose::command(desired, c);
+        Some(Target {
+            container: desired.project.clone(),
+            url: format!("http://{host}:{}", c.port),
+            login: matches!(desired.auth, AuthSpec::Login(_)),
+            login_node: desired.auth.login_node().to_owned(),
+            token,
+            argv: command.into_iter().skip(1).collect(),
+            nodes: desired.nodes.iter().map(|n| n.name.clone()).collect(),
+        })
+    }
+}
+
+/// One check and its outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked, e.g. `GET /system_stats without a token`.
+    pub check: String,
+    pub ok: bool,
+    /// What was seen (and, when it fails, what was expected).
+    pub detail: String,
+}
+
+/// A device as `/system_stats` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub vram_total: Option<u64>,
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub url: String,
+    pub container: String,
+    /// How long the server took to answer HTTP.
+    pub ready_ms: u64,
+    pub comfyui_version: Option<String>,
+    pub python_version: Option<String>,
+    pub devices: Vec<Device>,
+    /// `argv` as the server reports it.
+    pub argv: Option<Vec<String>>,
+    pub expected_argv: Vec<String>,
+    /// Per custom node dir, whether it loaded, from the server's log.
+    pub imported: Option<BTreeMap<String, bool>>,
+    pub checks: Vec<Check>,
+    pub ok: bool,
+}
+
+/// Wait for the server (up to `timeout`), then run every check. `Err` when it never became
+/// ready: the container is missing or stopped, or the port never answered.
+pub async fn verify(
+    docker: &Docker,
+    target: &Target,
+    timeout: Duration,
+) -> Result<Verification, String> {
+    let http = http::Http::new();
+    let stats_url = format!("{}/system_stats", target.url);
+    let start = Instant::now();
+    let previous_end = wait_ready(docker, &http, target, &stats_url, timeout).await?;
+    let ready_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+    let mut checks = Vec::new();
+    let mut stats = None;
+    if target.login {
+        let none = http.get(&stats_url, &[]).await;
+        probe(&mut checks, "GET /system_stats without a token", none, 401);
+        match &target.token {
+            Ok(token) => {
+                let bearer = format!("Bearer {}", String::from_utf8_lossy(token.expose()));
+                let with = http.get(&stats_url, &[("authorization", &bearer)]).await;
+                stats = probe(
+                    &mut checks,
+                    "GET /system_stats with the token (Bearer)",
+                    with,
+                    200,
+                );
+            }
+            Err(why) => checks.push(Check {
+                check: "GET /system_stats with the token (Bearer)".to_owned(),
+                ok: false,
+                detail: format!("not probed: {why}"),
+            }),
+        }
+        let empty = http.get(&format!("{stats_url}?token="), &[]).await;
+        probe(
+            &mut checks,
+            "GET /system_stats?token= (the empty token ComfyUI-Login takes without PASSWORD)",
+            empty,
+            401,
+        );
+        let browser = http.get(&stats_url, &[("accept", "text/html")]).await;
+        let (ok, detail) = match &browser {
+            Ok(r) if r.status == 302 && r.location.as_deref() == Some("/login") => {
+                (true, "302 to /login".to_owned())
+            }
+            Ok(r) => (
+                false,
+                format!(
+                    "{}{}, expected 302 to /login",
+                    r.status,
+                    r.location
+                        .as_deref()
+                        .map(|l| format!(" to {l}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            Err(e) => (false, e.clone()),
+        };
+        checks.push(Check {
+            check: "GET /system_stats as a browser (Accept: text/html)".to_owned(),
+            ok,
+            detail,
+        });
+    } else {
+        let none = http.get(&stats_url, &[]).await;
+        stats = probe(
+            &mut checks,
+            "GET /system_stats without a token (auth none)",
+            none,
+            200,
+        );
+    }
+
+    let mut v = Verification {
+        url: target.url.clone(),
+        container: target.container.clone(),
+        ready_ms,
+        comfyui_version: None,
+        python_version: None,
+        devices: Vec::new(),
+        argv: None,
+        expected_argv: target.argv.clone(),
+        imported: None,
+        checks,
+        ok: false,
+    };
+    stats_checks(&mut v, stats.as_ref().map(|r| &r.body[..]));
+    let log = server_log(docker, &target.container, previous_end).await;
+    node_checks(&mut v, target, log);
+    v.ok = v.checks.iter().all(|c| c.ok);
+    Ok(v)
+}
+
+/// Poll until the server answers HTTP. Returns when the container's previous run ended (ns), if
+/// it ever did: the log lines after that are this run's.
+async fn wait_ready(
+    docker: &Docker,
+    http: &http::Http,
+    target: &Target,
+    url: &str,
+    timeout: Duration,
+) -> Result<Option<i128>, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let info = crate::observe::container::inspect(docker, &target.container)
+            .await?
+            .ok_or_else(|| {
+                format!(
+                    "container {} does not exist: run `comfyprov apply`",
+                    target.container
+                )
+            })?;
+        if !info.running() {
+            let tail = log_tail(docker, &target.container, 20).await;
+            return Err(format!(
+                "container {} is {}, so the server cannot answer{tail}",
+                target.container, info.status
+            ));
+        }
+        let last_error = match http.get(url, &[]).await {
+            Ok(_) => return Ok(info.finished_ns),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the server did not answer within {} s (last: {last_error})",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Record a probe that expects `want`; the response when it is an expected 200.
+fn probe(
+    checks: &mut Vec<Check>,
+    check: &str,
+    got: Result<http::Response, String>,
+    want: u16,
+) -> Option<http::Response> {
+    let (ok, detail) = match &got {
+        Ok(r) if r.status == want => (true, r.status.to_string()),
+        Ok(r) => (false, format!("{}, expected {want}", r.status)),
+        Err(e) => (false, e.clone()),
+    };
+    checks.push(Check {
+        check: check.to_owned(),
+        ok,
+        detail,
+    });
+    got.ok().filter(|r| r.status == 200 && want == 200)
+}
+
+fn stats_checks(v: &mut Verification, body: Option<&[u8]>) {
+    let Some(body) = body else {
+        v.checks.push(Check {
+            check: "live argv matches the manifest".to_owned(),
+            ok: false,
+            detail: "not checked: no authorised /system_stats answer".to_owned(),
+        });
+        return;
+    };
+    let stats: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let system = &stats["system"];
+    v.comfyui_version = system["comfyui_version"].as_str().map(str::to_owned);
+    v.python_version = system["python_version"]
+        .as_str()
+        .and_then(|p| p.split_whitespace().next())
+        .map(str::to_owned);
+    v.devices = stats["devices"]
+        .as_array()
+        .map(|ds| {
+            ds.iter()
+                .map(|d| Device {
+                    name: d["name"].as_str().unwrap_or("?").to_owned(),
+                    kind: d["type"].as_str().unwrap_or("?").to_owned(),
+                    vram_total: d["vram_total"].as_u64(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.argv = system["argv"].as_array().map(|a| {
+        a.iter()
+            .map(|s| s.as_str().unwrap_or_default().to_owned())
+            .collect()
+    });
+    let (ok, detail) = match &v.argv {
+        Some(live) if *live == v.expected_argv => (true, live.join(" ")),
+        Some(live) => (
+            false,
+            format!(
+                "server runs `{}`, the manifest renders `{}`",
+                live.join(" "),
+                v.expected_argv.join(" ")
+            ),
+        ),
+        None => (false, "/system_stats has no system.argv".to_owned()),
+    };
+    v.checks.push(Check {
+        check: "live argv matches the manifest".to_owned(),
+        ok,
+        detail,
+    });
+}
+
+fn node_checks(v: &mut Verification, target: &Target, log: Result<String, String>) {
+    let imported = log.as_deref().ok().and_then(parse_imports);
+    let unknown = match (&log, &imported) {
+        (Err(e), _) => Some(format!("its log cannot be read: {e}")),
+        (Ok(_), None) => Some(
+            "the server logged no `Import times for custom nodes` block since it started"
+                .to_owned(),
+        ),
+        _ => None,
+    };
+    for name in &target.nodes {
+        let (ok, detail) = match (&imported, &unknown) {
+            (_, Some(why)) => (false, format!("unknown: {why}")),
+            (Some(m), _) => match m.get(name) {
+                Some(true) => (true, "loaded".to_owned()),
+                Some(false) => (
+                    false,
+                    format!(
+                        "IMPORT FAILED: see `docker logs {}` for the traceback",
+                        target.container
+                    ),
+                ),
+                None => (false, "not imported: the server did not see it".to_owned()),
+            },
+            (None, None) => (false, "unknown".to_owned()),
+        };
+        v.checks.push(Check {
+            check: format!("node {name}"),
+            ok,
+            detail,
+        });
+    }
+    if !target.login {
+        let loaded = imported
+            .as_ref()
+            .and_then(|m| m.get(&target.login_node))
+            .copied()
+            .unwrap_or(false);
+        v.checks.push(Check {
+            check: format!("{} not loaded (auth none)", target.login_node),
+            ok: !loaded,
+            detail: if loaded {
+                "it is loaded: the server asks for a password".to_owned()
+            } else {
+                "not loaded".to_owned()
+            },
+        });
+    }
+    v.imported = imported;
+}
+
+/// The last `Import times for custom nodes:` block in a ComfyUI log: node dir → loaded.
+///
+/// ```text
+/// Import times for custom nodes:
+///    0.0 seconds: /workspace/ComfyUI/custom_nodes/websocket_image_save.py
+///    0.3 seconds (IMPORT FAILED): /workspace/ComfyUI/custom_nodes/Broken
+/// ```
+pub fn parse_imports(log: &str) -> Option<BTreeMap<String, bool>> {
+    let start = log.rfind("Import times for custom nodes:")?;
+    let mut nodes = BTreeMap::new();
+    for line in log[start..].lines().skip(1) {
+        let line = line.trim();
+        let Some((timing, path)) = line.split_once(": ") else {
+            break;
+        };
+        if !timing.contains(" seconds") {
+            break;
+        }
+        let name = path
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(path);
+        let name = name.strip_suffix(".py").unwrap_or(name);
+        nodes.insert(name.to_owned(), !timing.contains("IMPORT FAILED"));
+    }
+    Some(nodes)
+}
+
+/// The container's log (stdout and stderr) of its current run: the lines after `previous_end`.
+/// (Not "since it started": the first lines are often stamped before `StartedAt` is.)
+async fn server_log(
+    docker: &Docker,
+    name: &str,
+    previous_end: Option<i128>,
+) -> Result<String, String> {
+    let since = previous_end.map_or(0, |ns| i32::try_from(ns / 1_000_000_000).unwrap_or(0));
+    let options = bollard::query_parameters::LogsOptions {
+        stdout: true,
+        stderr: true,
+        since,
+        timestamps: true,
+        ..Default::default()
+    };
+    let mut stream = docker.logs(name, Some(options));
+    let mut out = String::new();
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| crate::observe::container::describe(&e))?;
+        for line in String::from_utf8_lossy(frame.as_ref()).lines() {
+            // `2026-11-21T11:00:00.123456789Z text`: keep the lines of this run only; `since`
+            // has a one-second granularity and a restart can land in the same second.
+            let (stamp, text) = line.split_once(' ').unwrap_or((line, ""));
+            let at = crate::fsutil::parse_rfc3339_ns(stamp);
+            if matches!((at, previous_end), (Some(at), Some(end)) if at <= end) {
+                continue;
+            }
+            out.push_str(text);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// The last `n` lines of the container's log, as a suffix for an error message.
+async fn log_tail(docker: &Docker, name: &str, n: usize) -> String {
+    let options = bollard::query_parameters::LogsOptions {
+        stdout: true,
+        stderr: true,
+        tail: n.to_string(),
+        ..Default::default()
+    };
+    let mut stream = docker.logs(name, Some(options));
+    let mut out = String::new();
+    while let Some(Ok(frame)) = stream.next().await {
+        out.push_str(&String::from_utf8_lossy(frame.as_ref()));
+    }
+    if out.trim().is_empty() {
+        String::new()
+    } else {
+        let lines: Vec<&str> = out.trim_end().lines().collect();
+        format!("; the last lines of its log:\n  {}", lines.join("\n  "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_last_import_block() {
+        let log = "Import times for custom nodes:\n   0.0 seconds: /x/custom_nodes/Old\n\n\
+                   Starting server\n\
+                   Import times for custom nodes:\n   \
+                   0.0 seconds: /w/ComfyUI/custom_nodes/websocket_image_save.py\n   \
+                   0.3 seconds (IMPORT FAILED): /w/ComfyUI/custom_nodes/Broken\n   \
+                   1.2 seconds: /w/ComfyUI/custom_nodes/ComfyUI-Login\n\nStarting server\n";
+        let m = parse_imports(log).unwrap();
+        assert_eq!(
+            m,
+            BTreeMap::from([
+                ("websocket_image_save".to_owned(), true),
+                ("Broken".to_owned(), false),
+                ("ComfyUI-Login".to_owned(), true),
+            ])
+        );
+        assert_eq!(parse_imports("Starting server\n"), None);
+    }
+}

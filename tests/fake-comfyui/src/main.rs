@@ -1,0 +1,556 @@
+//! A stand-in for ComfyUI's interpreter in the container tests, built as one static binary and
+//! installed as the workspace's `venv/bin/python3`. Like the real thing it is started as
+//! `python3 main.py --listen … --port …` from the ComfyUI folder, and it also answers the other
+//! two ways comfyprov runs the interpreter:
+//!
+//! - `python3 main.py ARGS…`: the server. It "imports" every dir in `custom_nodes/` and logs
+//!   ComfyUI's `Import times for custom nodes:` block. A node fails to import when it holds a
+//!   `FAIL_IMPORT` file, or when a line of its `requirements.txt` was never installed by the pip
+//!   below. It serves `/system_stats` (with `argv`), `/object_info` and `/`. When
+//!   `custom_nodes/ComfyUI-Login` loaded, it follows the ComfyUI-Login contract of DESIGN.md: the
+//!   token is line 1 of `login/PASSWORD`, read once at start (empty when the file is missing),
+//!   accepted as `Authorization: Bearer` or `?token=` and compared as plain strings; without it a
+//!   request gets 302 to `/login` when it accepts `text/html`, else 401; `POST /login` checks the
+//!   password with bcrypt, and with no PASSWORD the first visitor chooses it.
+//! - `python3 -m pip install -r FILE`: records each requirement under `venv/lib/site-packages/`
+//!   (beside this binary); a requirement starting with `no-such-` fails, as pip does, with exit 1.
+//! - `python3 -c SCRIPT`: the container healthcheck; connects to the port the script names.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const LOGIN_NODE: &str = "ComfyUI-Login";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let code = match args.get(1).map(String::as_str) {
+        Some("-m") if args.get(2).map(String::as_str) == Some("pip") => pip(&args[3..]),
+        Some("-c") => healthcheck(args.get(2).map(String::as_str).unwrap_or("")),
+        Some("main.py") => serve(&args[1..]),
+        _ => {
+            eprintln!("fake python: unsupported arguments {:?}", &args[1..]);
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// `venv/lib/site-packages`, beside `venv/bin/python3` (this binary).
+fn site_packages() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("venv/bin/python3"));
+    exe.parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("lib/site-packages")
+}
+
+/// The requirement lines of a requirements file: no comments, no blank lines.
+fn requirements(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// A file name for a requirement: its name, lower-cased, without the version specifier.
+fn package_name(req: &str) -> String {
+    req.split(|c: char| "<>=!~;[ ".contains(c))
+        .next()
+        .unwrap_or(req)
+        .to_ascii_lowercase()
+}
+
+fn pip(args: &[String]) -> i32 {
+    let [install, r, file] = args else {
+        eprintln!("fake pip: only `install -r FILE` is supported, got {args:?}");
+        return 2;
+    };
+    if install != "install" || r != "-r" {
+        eprintln!("fake pip: only `install -r FILE` is supported, got {args:?}");
+        return 2;
+    }
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ERROR: Could not open requirements file: {e}");
+            return 1;
+        }
+    };
+    let site = site_packages();
+    if let Err(e) = std::fs::create_dir_all(&site) {
+        eprintln!("ERROR: cannot create {}: {e}", site.display());
+        return 1;
+    }
+    let reqs = requirements(&text);
+    for req in &reqs {
+        println!("Collecting {req}");
+        if package_name(req).starts_with("no-such-") {
+            println!(
+                "ERROR: Could not find a version that satisfies the requirement {req} (from versions: none)"
+            );
+            println!("ERROR: No matching distribution found for {req}");
+            return 1;
+        }
+    }
+    for req in &reqs {
+        if let Err(e) = std::fs::write(site.join(package_name(req)), req) {
+            eprintln!("ERROR: cannot install {req}: {e}");
+            return 1;
+        }
+    }
+    let names: Vec<String> = reqs.iter().map(|r| package_name(r)).collect();
+    println!("Successfully installed {}", names.join(" "));
+    0
+}
+
+fn healthcheck(script: &str) -> i32 {
+    // The script is `…create_connection(("127.0.0.1", PORT), …)…`: find PORT.
+    let port = script.split("127.0.0.1").nth(1).and_then(|rest| {
+        let digits: String = rest
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse::<u16>().ok()
+    });
+    let Some(port) = port else {
+        eprintln!("fake python: cannot find a port in {script:?}");
+        return 2;
+    };
+    match TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(3)) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("ConnectionRefusedError: {e}");
+            1
+        }
+    }
+}
+
+/// One custom node as the server saw it at start.
+struct Node {
+    name: String,
+    loaded: bool,
+}
+
+struct Server {
+    argv: Vec<String>,
+    nodes: Vec<Node>,
+    /// `Some(token)` when ComfyUI-Login loaded; the token is empty without PASSWORD.
+    login: Option<Mutex<Login>>,
+    cors_origin: Option<String>,
+    version: String,
+}
+
+struct Login {
+    token: String,
+    sessions: Vec<String>,
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn import_nodes() -> Vec<Node> {
+    let installed: Vec<String> = std::fs::read_dir(site_packages())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut names: Vec<String> = std::fs::read_dir("custom_nodes")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.') && !n.ends_with(".disabled") && n != "__pycache__")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut nodes = Vec::new();
+    for name in names {
+        let dir = Path::new("custom_nodes").join(&name);
+        let missing: Vec<String> = std::fs::read_to_string(dir.join("requirements.txt"))
+            .map(|t| requirements(&t))
+            .unwrap_or_default()
+            .iter()
+            .map(|r| package_name(r))
+            .filter(|p| !installed.contains(p))
+            .collect();
+        let loaded = if dir.join("FAIL_IMPORT").exists() {
+            println!("Traceback (most recent call last):\nRuntimeError: {name} refuses to import");
+            println!(
+                "Cannot import {} module for custom nodes: refuses to import",
+                dir.display()
+            );
+            false
+        } else if let Some(first) = missing.first() {
+            println!(
+                "Traceback (most recent call last):\nModuleNotFoundError: No module named '{first}'"
+            );
+            println!(
+                "Cannot import {} module for custom nodes: No module named '{first}'",
+                dir.display()
+            );
+            false
+        } else {
+            true
+        };
+        nodes.push(Node { name, loaded });
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    println!("\nImport times for custom nodes:");
+    for n in &nodes {
+        let failed = if n.loaded { "" } else { " (IMPORT FAILED)" };
+        println!(
+            "   0.0 seconds{failed}: {}",
+            cwd.join("custom_nodes").join(&n.name).display()
+        );
+    }
+    println!();
+    nodes
+}
+
+/// ComfyUI-Login at start: move a legacy `PASSWORD`, then read the token once.
+fn login_token() -> String {
+    let _ = std::fs::create_dir_all("login");
+    if Path::new("PASSWORD").exists() && !Path::new("login/PASSWORD").exists() {
+        let _ = std::fs::rename("PASSWORD", "login/PASSWORD");
+    }
+    std::fs::read_to_string("login/PASSWORD")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .map(|l| l.trim_end_matches('\r').to_owned())
+        })
+        .unwrap_or_default()
+}
+
+fn serve(args: &[String]) -> i32 {
+    let port = flag(args, "--port").unwrap_or_else(|| "8188".to_owned());
+    let listen = flag(args, "--listen").unwrap_or_else(|| "127.0.0.1".to_owned());
+    println!("Total VRAM 0 MB, total RAM 1024 MB");
+    let nodes = import_nodes();
+    let login = nodes
+        .iter()
+        .any(|n| n.name == LOGIN_NODE && n.loaded)
+        .then(|| {
+            Mutex::new(Login {
+                token: login_token(),
+                sessions: Vec::new(),
+            })
+        });
+    let version = std::fs::read_to_string("comfyui_version.py")
+        .ok()
+        .and_then(|t| t.split('"').nth(1).map(str::to_owned))
+        .unwrap_or_else(|| "0.0.0".to_owned());
+    let server = Arc::new(Server {
+        argv: args.to_vec(),
+        nodes,
+        login,
+        cors_origin: flag(args, "--enable-cors-header").filter(|o| o != "*"),
+        version,
+    });
+    let listener = match TcpListener::bind(format!("{listen}:{port}")) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {listen}:{port}: {e}");
+            return 1;
+        }
+    };
+    println!("To see the GUI go to: http://{listen}:{port}");
+    let _ = std::io::stdout().flush();
+    for stream in listener.incoming().flatten() {
+        let server = Arc::clone(&server);
+        std::thread::spawn(move || {
+            let _ = handle(&server, stream);
+        });
+    }
+    0
+}
+
+struct Request {
+    method: String,
+    path: String,
+    query: HashMap<String, String>,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn form(s: &str) -> HashMap<String, String> {
+    s.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let target = parts.next().unwrap_or("/").to_owned();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len.min(1 << 20)];
+    reader.read_exact(&mut body)?;
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    Ok(Request {
+        method,
+        path: path.to_owned(),
+        query: form(query),
+        headers,
+        body,
+    })
+}
+
+fn respond(
+    mut stream: &TcpStream,
+    status: &str,
+    headers: &[(&str, String)],
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    stream.flush()
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn session_of(req: &Request) -> Option<String> {
+    req.headers.get("cookie").and_then(|c| {
+        c.split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == "FAKE_SESSION")
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+/// ComfyUI-Login's middleware: is this request let through?
+fn authorised(server: &Server, login: &Login, req: &Request) -> bool {
+    let p = &req.path;
+    if p == "/login"
+        || [".js", ".css", ".css.map", ".ico"]
+            .iter()
+            .any(|s| p.ends_with(s))
+    {
+        return true;
+    }
+    if session_of(req).is_some_and(|s| login.sessions.contains(&s)) {
+        return true;
+    }
+    if let Some(origin) = &server.cors_origin
+        && req.headers.get("origin") != Some(origin)
+    {
+        return false;
+    }
+    let bearer = req
+        .headers
+        .get("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "));
+    bearer == Some(login.token.as_str()) || req.query.get("token") == Some(&login.token)
+}
+
+fn handle(server: &Server, stream: TcpStream) -> std::io::Result<()> {
+    let req = read_request(&stream)?;
+    if let Some(login) = &server.login {
+        let mut login = login.lock().unwrap_or_else(|e| e.into_inner());
+        if req.path == "/login" && req.method == "POST" {
+            return post_login(&mut login, &req, &stream);
+        }
+        if req.path == "/login" {
+            return respond(
+                &stream,
+                "200 OK",
+                &[],
+                "text/html",
+                "<form method=post>login</form>",
+            );
+        }
+        if !authorised(server, &login, &req) {
+            let html = req
+                .headers
+                .get("accept")
+                .is_some_and(|a| a.contains("text/html"));
+            return if html {
+                respond(
+                    &stream,
+                    "302 Found",
+                    &[("Location", "/login".into())],
+                    "text/plain",
+                    "",
+                )
+            } else {
+                respond(
+                    &stream,
+                    "401 Unauthorized",
+                    &[],
+                    "application/json",
+                    r#"{"error": "Authentication required."}"#,
+                )
+            };
+        }
+    }
+    match req.path.as_str() {
+        "/system_stats" => {
+            let argv: Vec<String> = server.argv.iter().map(|a| json_str(a)).collect();
+            let body = format!(
+                r#"{{"system": {{"os": "posix", "ram_total": 1073741824, "ram_free": 536870912, "comfyui_version": {}, "python_version": "3.11.2 (fake)", "pytorch_version": "2.5.1+cpu", "embedded_python": false, "argv": [{}]}}, "devices": [{{"name": "cpu", "type": "cpu", "index": null, "vram_total": 1073741824, "vram_free": 536870912, "torch_vram_total": 1073741824, "torch_vram_free": 536870912}}]}}"#,
+                json_str(&server.version),
+                argv.join(", ")
+            );
+            respond(&stream, "200 OK", &[], "application/json", &body)
+        }
+        "/object_info" => {
+            let classes: Vec<String> = server
+                .nodes
+                .iter()
+                .filter(|n| n.loaded)
+                .map(|n| {
+                    format!(
+                        r#"{}: {{"name": {}, "python_module": {}}}"#,
+                        json_str(&format!("{}Node", n.name)),
+                        json_str(&format!("{}Node", n.name)),
+                        json_str(&format!("custom_nodes.{}", n.name))
+                    )
+                })
+                .collect();
+            let body = format!("{{{}}}", classes.join(", "));
+            respond(&stream, "200 OK", &[], "application/json", &body)
+        }
+        "/" => respond(
+            &stream,
+            "200 OK",
+            &[],
+            "text/html",
+            "<html>ComfyUI (fake)</html>",
+        ),
+        _ => respond(
+            &stream,
+            "404 Not Found",
+            &[],
+            "text/plain",
+            "404: Not Found",
+        ),
+    }
+}
+
+/// A session id: unique in this process, which is all a test server needs.
+fn new_session() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{t:x}{n:x}")
+}
+
+fn post_login(login: &mut Login, req: &Request, stream: &TcpStream) -> std::io::Result<()> {
+    let f = form(&String::from_utf8_lossy(&req.body));
+    let password = f.get("password").cloned().unwrap_or_default();
+    let username = f.get("username").cloned().unwrap_or_default();
+    let stored = std::fs::read_to_string("login/PASSWORD").ok();
+    let ok = match stored.as_deref().and_then(|t| t.lines().next()) {
+        Some(hash) => bcrypt::verify(&password, hash).unwrap_or(false),
+        None => {
+            // No PASSWORD: the first visitor chooses it (the danger comfyprov guards against).
+            match bcrypt::hash(&password, 4) {
+                Ok(hash) => std::fs::write("login/PASSWORD", format!("{hash}\n{username}")).is_ok(),
+                Err(_) => false,
+            }
+        }
+    };
+    if ok {
+        let session = new_session();
+        login.sessions.push(session.clone());
+        respond(
+            stream,
+            "302 Found",
+            &[
+                ("Location", "/".into()),
+                ("Set-Cookie", format!("FAKE_SESSION={session}; Path=/")),
+            ],
+            "text/plain",
+            "",
+        )
+    } else {
+        respond(
+            stream,
+            "302 Found",
+            &[("Location", "/login?wrong=1".into())],
+            "text/plain",
+            "",
+        )
+    }
+}
