@@ -40,6 +40,8 @@ struct Deploy {
     /// The image the manifest names (the built one, unless a test says otherwise).
     image_ref: String,
     node: SourceRepo,
+    /// The commit `Extra` is pinned to (`v2` unless a test moves it).
+    node_rev: String,
     login: SourceRepo,
     port: u16,
 }
@@ -75,6 +77,7 @@ impl Deploy {
             name: unique("cp-life"),
             image_ref: image.tag.clone(),
             image,
+            node_rev: node.v2.clone(),
             node,
             login,
             port: free_port(),
@@ -133,7 +136,7 @@ rev = "{}"
                 self.port,
                 args.join(", "),
                 self.node.url(),
-                self.node.v2
+                self.node_rev
             ),
         )
         .unwrap();
@@ -187,6 +190,20 @@ rev = "{}"
         String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
     }
 
+    /// Commit `requirements.txt` with `content` to Extra's source and pin the node to it, with
+    /// `requirements = true`.
+    fn pin_requirements(&mut self, content: &str) {
+        std::fs::write(self.node.path.join("requirements.txt"), content).unwrap();
+        support::git(&self.node.path, &["add", "requirements.txt"]);
+        support::git(&self.node.path, &["commit", "-q", "-m", "requirements"]);
+        self.node_rev = support::git(&self.node.path, &["rev-parse", "HEAD"]);
+        self.write_manifest_with(&[], CPU, NO_AUTH, "requirements = true");
+    }
+
+    fn site_packages(&self) -> PathBuf {
+        self.root().join("workspace/ComfyUI/venv/lib/site-packages")
+    }
+
     /// GET on the published port.
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
         http_get(self.port, path, headers)
@@ -212,6 +229,13 @@ fn fresh_apply_creates_and_starts_the_container_and_a_second_apply_does_nothing(
     );
     let started = d.inspect("{{.State.StartedAt}}");
     let id = d.inspect("{{.Id}}");
+    // The healthcheck is the container's own interpreter connecting to ComfyUI's port.
+    let test: Vec<String> =
+        serde_json::from_str(&d.inspect("{{json .Config.Healthcheck.Test}}")).unwrap();
+    assert_eq!(test[..3], ["CMD", "venv/bin/python3", "-c"]);
+    let mut exec = vec!["exec", &d.name];
+    exec.extend(test[1..].iter().map(String::as_str));
+    docker(&exec);
 
     let out = d.apply_ok();
     assert!(both(&out).contains("nothing to do"), "{}", both(&out));
@@ -542,6 +566,7 @@ fn compose_file_and_api_create_the_same_container() {
         "{{json .HostConfig.DeviceRequests}}",
         "{{.HostConfig.RestartPolicy.Name}}",
         "{{json .HostConfig.Init}}",
+        "{{json .Config.Healthcheck}}",
     ];
     let api: Vec<String> = fields.iter().map(|f| d.inspect(f)).collect();
     docker(&["rm", "-f", &d.name]);
@@ -635,6 +660,80 @@ mode = "none"
         both(&out).contains(&format!(
             "error: the container cannot be observed: the Docker daemon at {host} cannot be reached"
         )),
+        "{}",
+        both(&out)
+    );
+}
+
+/// Requirements are installed with the container's interpreter, through exec, before the one
+/// restart; the same content is never installed twice; a change is installed again; a failure
+/// shows pip's last lines and is retried by the next apply.
+#[test]
+fn requirements_are_installed_in_the_container_then_the_server_restarts() {
+    if !docker_available() {
+        return;
+    }
+    let mut d = Deploy::new();
+    d.pin_requirements("pillow>=10  # imaging\n");
+    let out = d.apply_ok();
+    let text = both(&out);
+    let at = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("missing {s:?}:\n{text}"))
+    };
+    assert!(
+        at(&format!("done     create and start container {}", d.name))
+            < at("done     install Extra/requirements.txt in the container (installed pillow")
+    );
+    assert!(
+        at("done     install Extra/requirements.txt")
+            < at(&format!("done     restart container {}", d.name))
+    );
+    assert!(d.site_packages().join("pillow").exists());
+    assert!(text.contains("ok    node Extra: loaded"), "{text}");
+    assert_eq!(d.plan_code(), 0, "installed once, recorded");
+    let started = d.inspect("{{.State.StartedAt}}");
+    let out = d.apply_ok();
+    assert!(both(&out).contains("nothing to do"), "{}", both(&out));
+    assert_eq!(d.inspect("{{.State.StartedAt}}"), started);
+
+    // A new pin brings a new requirements.txt: checkout, install, one restart.
+    d.pin_requirements("pillow>=10\nrequests==2.32.3\n");
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains("+ install Extra/requirements.txt in the container")
+            && plan.contains("custom_nodes/Extra changes in this apply"),
+        "{plan}"
+    );
+    let out = d.apply_ok();
+    assert!(
+        both(&out).contains("installed pillow requests"),
+        "{}",
+        both(&out)
+    );
+    assert!(d.site_packages().join("requests").exists());
+    assert_ne!(d.inspect("{{.State.StartedAt}}"), started);
+
+    // pip fails: its last lines are shown, nothing is recorded, and the next apply retries.
+    d.pin_requirements("no-such-package-xyz\n");
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("failed to install Extra/requirements.txt in the container")
+            && text.contains("exited with 1; its last lines:")
+            && text.contains("ERROR: No matching distribution found for no-such-package-xyz"),
+        "{text}"
+    );
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains("Extra/requirements.txt changed since it was installed"),
+        "retried by the next apply:\n{plan}"
+    );
+    let out = d.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        both(&out).contains("FAIL  node Extra: IMPORT FAILED"),
         "{}",
         both(&out)
     );

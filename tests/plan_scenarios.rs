@@ -141,6 +141,7 @@ fn converged(d: &Desired) -> Observed {
             None => ContainerState::NotManaged,
         },
         inputs_changed_ns: None,
+        requirements: Default::default(),
     }
 }
 
@@ -228,6 +229,7 @@ scenario!(fresh_machine_plans_everything, {
             reason: "not yet".to_owned(),
         },
         inputs_changed_ns: None,
+        requirements: Default::default(),
     };
     run(&d, &o)
 });

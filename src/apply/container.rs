@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, DeviceRequest, HostConfig, Mount, MountTypeEnum, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceRequest, HealthConfig, HostConfig, Mount, MountTypeEnum,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, RemoveContainerOptions, RestartContainerOptions,
@@ -22,19 +22,24 @@ use super::{Ctx, Exec, Failure};
 use crate::manifest::AuthSpec;
 use crate::observe::container::{connect, describe};
 use crate::observe::login::{HashState, PasswordFile};
+use crate::render::compose::{
+    HEALTH_INTERVAL, HEALTH_RETRIES, HEALTH_START_PERIOD, HEALTH_TIMEOUT,
+};
 use crate::render::spec::{RunSpec, container_port, labels};
 use crate::report::Outcome;
 
 /// Seconds ComfyUI gets to stop before it is killed.
 const STOP_TIMEOUT: i32 = 10;
 
-fn spec(ctx: &Ctx) -> Result<RunSpec, Failure> {
+pub(super) fn spec(ctx: &Ctx) -> Result<RunSpec, Failure> {
     RunSpec::new(ctx.desired, &ctx.desired.workspace.path)
         .ok_or_else(|| Failure::new("the manifest has no [container]"))
 }
 
 /// Run an async body on a small runtime of its own.
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+pub(super) fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,7 +49,7 @@ fn block_on<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Resu
 
 /// A connection for changes: stops and restarts wait up to `STOP_TIMEOUT` for ComfyUI, and
 /// creating may pull an image, so requests get more time than observation's.
-async fn docker() -> Result<Docker, Failure> {
+pub(super) async fn docker() -> Result<Docker, Failure> {
     connect()
         .await
         .map(|d| d.with_timeout(std::time::Duration::from_secs(300)))
@@ -54,7 +59,7 @@ async fn docker() -> Result<Docker, Failure> {
         })
 }
 
-fn api(e: &bollard::errors::Error) -> Failure {
+pub(super) fn api(e: &bollard::errors::Error) -> Failure {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => {
             Failure::new(message.trim().to_owned())
@@ -132,6 +137,11 @@ async fn gpu_preflight(docker: &Docker, spec: &RunSpec) -> Result<(), Failure> {
     .help("install the NVIDIA Container Toolkit and restart dockerd, or set `mode = \"none\"` in [gpu]"))
 }
 
+/// Seconds as the API's nanoseconds.
+fn secs(s: u64) -> i64 {
+    (s * 1_000_000_000) as i64
+}
+
 fn create_body(ctx: &Ctx, spec: &RunSpec) -> ContainerCreateBody {
     let port = container_port();
     let restart = match spec.restart.as_str() {
@@ -178,6 +188,14 @@ fn create_body(ctx: &Ctx, spec: &RunSpec) -> ContainerCreateBody {
             // ignore it: stops and restarts then take seconds instead of the full timeout.
             init: Some(true),
             ..Default::default()
+        }),
+        healthcheck: Some(HealthConfig {
+            test: Some(spec.healthcheck.clone()),
+            interval: Some(secs(HEALTH_INTERVAL)),
+            timeout: Some(secs(HEALTH_TIMEOUT)),
+            retries: Some(HEALTH_RETRIES as i64),
+            start_period: Some(secs(HEALTH_START_PERIOD)),
+            start_interval: None,
         }),
         ..Default::default()
     }

@@ -15,6 +15,7 @@ mod fetch;
 mod git;
 pub mod lock;
 mod password;
+mod requirements;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -311,13 +312,30 @@ pub fn apply(
 
     // The password steps build on each other (generate, write, move, chmod): stop at a failure.
     // The container step comes last and checks PASSWORD itself before starting anything.
+    // The container steps after a failed create, start or recreate have no server to act on.
     let mut stop: Option<String> = why_not.map(str::to_owned);
+    let mut no_server: Option<String> = None;
     for &id in &rest {
         let action = &plan.steps[id].action;
         let is_password = !matches!(action, Action::RenderCompose { .. }) && !action.is_container();
-        run_one(id, if is_password { stop.as_deref() } else { None });
+        let lifecycle = action.is_container()
+            && !matches!(
+                action,
+                Action::InstallRequirements { .. } | Action::RestartContainer { .. }
+            );
+        let gate = if is_password {
+            stop.as_deref()
+        } else if action.is_container() {
+            no_server.as_deref()
+        } else {
+            None
+        };
+        run_one(id, gate);
         if is_password && stop.is_none() && failed(id) {
             stop = Some("the password step before it failed".to_owned());
+        }
+        if lifecycle && failed(id) {
+            no_server = Some(format!("`{}` failed", action.describe()));
         }
     }
 
@@ -402,5 +420,6 @@ fn execute(ctx: &Ctx, id: StepId, step: &Step) -> Exec {
         Action::RecreateContainer { .. } => container::recreate(ctx),
         Action::RestartContainer { .. } => container::restart(ctx),
         Action::ReplaceContainer { .. } => container::replace(ctx),
+        Action::InstallRequirements { node } => requirements::install(ctx, node),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod login;
+pub mod requirements;
 pub mod workspace;
 
 use serde::Serialize;
@@ -32,6 +33,9 @@ pub struct Observed {
     /// epoch, from ctimes): a node's checked-out commit (`.git/HEAD`), a node disabled, or
     /// `login/PASSWORD`. Compared with the container's start time to find a pending restart.
     pub inputs_changed_ns: Option<i128>,
+    /// Nodes with `requirements = true` whose directory exists: is their `requirements.txt`
+    /// installed in the container's interpreter?
+    pub requirements: std::collections::BTreeMap<String, requirements::Requirements>,
 }
 
 /// A directory that should be a git checkout.
@@ -169,6 +173,11 @@ pub fn observe(desired: &Desired) -> Observed {
                 reason: "observing the container failed".to_owned(),
             });
         }
+        let id = match &observed.container {
+            ContainerState::Present(info) => Some(info.id.as_str()),
+            _ => None,
+        };
+        observed.requirements = requirements::observe(desired, id);
         observed
     })
 }
@@ -195,6 +204,7 @@ fn observe_workspace(desired: &Desired) -> Observed {
         compose,
         container: ContainerState::NotManaged,
         inputs_changed_ns,
+        requirements: std::collections::BTreeMap::new(),
     }
 }
 

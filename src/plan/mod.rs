@@ -160,18 +160,25 @@ fn plan_container(plan: &mut Plan, desired: &Desired, observed: &Observed, opts:
         };
         plan.steps.push(step);
     };
-    match &observed.container {
-        ContainerState::NotManaged => restart_note(plan),
+    // The lifecycle step (at most one), or, for a running container, why it must restart.
+    let (lifecycle, pending) = match &observed.container {
+        ContainerState::NotManaged => {
+            restart_note(plan);
+            return;
+        }
         ContainerState::NotObserved { reason } => {
             plan.notes.push(Note::ContainerNotObserved {
                 reason: reason.clone(),
             });
             restart_note(plan);
+            return;
         }
-        ContainerState::Missing => push(
-            plan,
-            Action::CreateContainer { name: name.clone() },
-            vec![format!("no container is named {name}")],
+        ContainerState::Missing => (
+            Some((
+                Action::CreateContainer { name: name.clone() },
+                vec![format!("no container is named {name}")],
+            )),
+            None,
         ),
         ContainerState::Present(info) => {
             plan.notes.push(Note::ContainerStatus {
@@ -181,17 +188,12 @@ fn plan_container(plan: &mut Plan, desired: &Desired, observed: &Observed, opts:
                 started_at: info.started_at.clone(),
             });
             critical_note(plan, desired, observed, info);
+            let changed = spec.changed_fields(info.spec.as_deref());
             if info.project_label.as_deref() != Some(desired.project.as_str()) {
                 let why = format!(
                     "a container named {name} exists, but comfyprov did not create it (no `comfyprov.project` label)"
                 );
-                if opts.force {
-                    push(
-                        plan,
-                        Action::ReplaceContainer { name: name.clone() },
-                        vec![format!("{why}; --force removes it")],
-                    );
-                } else {
+                if !opts.force {
                     plan.push(
                         Action::Blocked {
                             subject: format!("container {name} is not comfyprov's"),
@@ -200,50 +202,144 @@ fn plan_container(plan: &mut Plan, desired: &Desired, observed: &Observed, opts:
                         },
                         why,
                     );
+                    return;
                 }
-                return;
-            }
-            let changed = spec.changed_fields(info.spec.as_deref());
-            if !changed.is_empty() {
+                (
+                    Some((
+                        Action::ReplaceContainer { name: name.clone() },
+                        vec![format!("{why}; --force removes it")],
+                    )),
+                    None,
+                )
+            } else if !changed.is_empty() {
                 let why = if info.spec.is_none() {
                     "it was created without comfyprov's spec label".to_owned()
                 } else {
                     format!("the manifest changed its {}", changed.join(", "))
                 };
-                push(
-                    plan,
-                    Action::RecreateContainer {
-                        name: name.clone(),
-                        changed,
-                    },
-                    vec![why],
-                );
+                (
+                    Some((
+                        Action::RecreateContainer {
+                            name: name.clone(),
+                            changed,
+                        },
+                        vec![why],
+                    )),
+                    None,
+                )
             } else if !info.running() {
-                push(
-                    plan,
-                    Action::StartContainer {
-                        name: name.clone(),
-                        status: info.status.clone(),
-                    },
-                    vec![format!("container {name} is {}", info.status)],
-                );
+                (
+                    Some((
+                        Action::StartContainer {
+                            name: name.clone(),
+                            status: info.status.clone(),
+                        },
+                        vec![format!("container {name} is {}", info.status)],
+                    )),
+                    None,
+                )
             } else {
-                let mut reasons = restart.clone();
-                if let (Some(changed), Some(started)) =
-                    (observed.inputs_changed_ns, info.started_ns)
-                    && changed > started
-                {
-                    reasons.push(format!(
+                let pending = match (observed.inputs_changed_ns, info.started_ns) {
+                    (Some(changed), Some(started)) if changed > started => Some(format!(
                         "custom nodes or login/PASSWORD changed after the container started at {} (pending restart)",
                         info.started_at.as_deref().unwrap_or("?")
-                    ));
-                }
-                if !reasons.is_empty() {
-                    push(plan, Action::RestartContainer { name }, reasons);
-                }
+                    )),
+                    _ => None,
+                };
+                (None, pending)
             }
         }
+    };
+    let fresh = matches!(
+        lifecycle,
+        Some((
+            Action::CreateContainer { .. }
+                | Action::RecreateContainer { .. }
+                | Action::ReplaceContainer { .. },
+            _
+        ))
+    );
+    let installs = requirement_steps(plan, desired, observed, fresh);
+    // A start (or create) picks up the workspace; a running server must restart for it.
+    let mut reasons = Vec::new();
+    match lifecycle {
+        Some((action, why)) => push(plan, action, why),
+        None => {
+            reasons.extend(restart.iter().cloned());
+            reasons.extend(pending);
+        }
     }
+    for (node, why) in &installs {
+        push(
+            plan,
+            Action::InstallRequirements { node: node.clone() },
+            vec![why.clone()],
+        );
+    }
+    if !installs.is_empty() {
+        let names: Vec<&str> = installs.iter().map(|(n, _)| n.as_str()).collect();
+        reasons.push(format!(
+            "ComfyUI imports {} only at start, after its requirements are installed",
+            names.join(", ")
+        ));
+    }
+    if !reasons.is_empty() {
+        push(plan, Action::RestartContainer { name }, reasons);
+    }
+}
+
+/// Nodes whose `requirements.txt` must be installed, and why: it is not installed (or changed),
+/// or the node itself changes in this plan (the executor then installs only a new content), or
+/// the container is new and its interpreter came with the image.
+fn requirement_steps(
+    plan: &Plan,
+    desired: &Desired,
+    observed: &Observed,
+    fresh_container: bool,
+) -> Vec<(String, String)> {
+    use crate::observe::requirements::{Requirements, in_workspace};
+    let image_python = desired
+        .container
+        .as_ref()
+        .is_some_and(|c| !in_workspace(&c.python));
+    desired
+        .nodes
+        .iter()
+        .filter(|n| n.requirements)
+        .filter_map(|n| {
+            let changes = plan.steps.iter().any(|s| {
+                s.action.needs_restart()
+                    && match &s.action {
+                        Action::Clone { target, .. }
+                        | Action::Checkout { target, .. }
+                        | Action::Replace { target, .. } => {
+                            *target == Target::Node(n.name.clone())
+                        }
+                        Action::Enable { node, .. } => *node == n.name,
+                        _ => false,
+                    }
+            });
+            let state = observed.requirements.get(&n.name);
+            let why = if changes {
+                format!("custom_nodes/{} changes in this apply", n.name)
+            } else {
+                match state {
+                    Some(Requirements::Pending { changed: true }) => {
+                        format!("{}/requirements.txt changed since it was installed", n.name)
+                    }
+                    Some(Requirements::Pending { changed: false }) => {
+                        format!("{}/requirements.txt is not installed", n.name)
+                    }
+                    Some(Requirements::Installed) if fresh_container && image_python => format!(
+                        "the new container's interpreter comes from the image, without {}'s requirements",
+                        n.name
+                    ),
+                    _ => return None,
+                }
+            };
+            Some((n.name.clone(), why))
+        })
+        .collect()
 }
 
 /// In login mode, why the server must not be started: `login/PASSWORD` will not verify the

@@ -102,6 +102,9 @@ pub enum Action {
     RestartContainer { name: String },
     /// `--force`: remove a container comfyprov did not create, then create it.
     ReplaceContainer { name: String },
+    /// `<python> -m pip install -r custom_nodes/<node>/requirements.txt` in the running
+    /// container, recorded per node; before the restart.
+    InstallRequirements { node: String },
 }
 
 /// How a step is shown.
@@ -160,7 +163,8 @@ impl Action {
             | Action::Enable { .. }
             | Action::WritePassword { exists: false, .. }
             | Action::RenderCompose { exists: false, .. }
-            | Action::CreateContainer { .. } => Kind::Create,
+            | Action::CreateContainer { .. }
+            | Action::InstallRequirements { .. } => Kind::Create,
             Action::Checkout { .. }
             | Action::Replace { .. }
             | Action::WritePassword { .. }
@@ -228,6 +232,9 @@ impl Action {
             Action::ReplaceContainer { name } => {
                 format!("replace container {name} (not created by comfyprov)")
             }
+            Action::InstallRequirements { node } => {
+                format!("install {node}/requirements.txt in the container")
+            }
         }
     }
 
@@ -240,6 +247,7 @@ impl Action {
                 | Action::RecreateContainer { .. }
                 | Action::RestartContainer { .. }
                 | Action::ReplaceContainer { .. }
+                | Action::InstallRequirements { .. }
         )
     }
 

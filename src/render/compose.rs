@@ -32,6 +32,27 @@ pub fn command(desired: &Desired, c: &ContainerSpec) -> Vec<String> {
     cmd
 }
 
+/// The healthcheck: the container's own interpreter opens a TCP connection to ComfyUI's port.
+/// Not an HTTP request: in login mode every path but `/login` answers 401, and without auth
+/// `/login` is 404; a connection says "listening" either way, and needs no curl in the image.
+pub fn healthcheck(c: &ContainerSpec) -> Vec<String> {
+    vec![
+        "CMD".to_owned(),
+        c.python.clone(),
+        "-c".to_owned(),
+        format!(
+            "import socket; socket.create_connection((\"127.0.0.1\", {CONTAINER_PORT}), 5).close()"
+        ),
+    ]
+}
+
+/// Healthcheck timing, in seconds: every 30 s, 10 s to answer, unhealthy after 3 failures, and
+/// 5 minutes' grace at start (ComfyUI imports every node before it listens).
+pub const HEALTH_INTERVAL: u64 = 30;
+pub const HEALTH_TIMEOUT: u64 = 10;
+pub const HEALTH_RETRIES: u64 = 3;
+pub const HEALTH_START_PERIOD: u64 = 300;
+
 /// A YAML double-quoted scalar with compose's `$` escaped.
 ///
 /// ```
@@ -134,6 +155,12 @@ pub fn render(desired: &Desired) -> Option<String> {
     }
     let _ = writeln!(w, "    restart: {}", quote(c.restart.as_str()));
     let _ = writeln!(w, "    init: true");
+    let _ = writeln!(w, "    healthcheck:");
+    let _ = writeln!(w, "      test: {}", list(&healthcheck(c)));
+    let _ = writeln!(w, "      interval: \"{HEALTH_INTERVAL}s\"");
+    let _ = writeln!(w, "      timeout: \"{HEALTH_TIMEOUT}s\"");
+    let _ = writeln!(w, "      retries: {HEALTH_RETRIES}");
+    let _ = writeln!(w, "      start_period: \"{HEALTH_START_PERIOD}s\"");
     let _ = writeln!(w, "    labels:");
     let _ = writeln!(w, "      comfyprov.project: {}", quote(&desired.project));
     if let Some(spec) = super::spec::RunSpec::new(desired, &desired.workspace.path) {

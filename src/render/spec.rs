@@ -36,6 +36,8 @@ pub struct RunSpec {
     pub gpu: Option<GpuRequest>,
     pub env: BTreeMap<String, String>,
     pub restart: String,
+    /// The healthcheck command (`["CMD", python, "-c", …]`); timing is fixed (see compose).
+    pub healthcheck: Vec<String>,
 }
 
 impl RunSpec {
@@ -76,6 +78,7 @@ impl RunSpec {
             gpu,
             env: c.env.clone(),
             restart: c.restart.as_str().to_owned(),
+            healthcheck: super::compose::healthcheck(c),
         })
     }
 

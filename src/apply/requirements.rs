@@ -1,0 +1,139 @@
+//! Executor for node requirements: `<python> -m pip install -r …/requirements.txt` through
+//! `docker exec` in the running container, with the container's own interpreter, then recorded
+//! (see [`crate::observe::requirements`]) so the same content is never installed twice. A failed
+//! install is not recorded: the next apply tries again.
+
+use std::time::Duration;
+
+use bollard::exec::StartExecResults;
+use bollard::models::ExecConfig;
+use futures_util::StreamExt;
+
+use super::container::{api, block_on, spec};
+use super::{Ctx, Exec, Failure};
+use crate::observe::container::{connect, inspect};
+use crate::observe::requirements::{Installed, Record, record_path};
+use crate::render::compose::CONTAINER_ROOT;
+use crate::report::Outcome;
+
+/// pip may build wheels for minutes; a whole install gets an hour.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Lines of pip's output shown when it fails.
+const TAIL: usize = 15;
+
+pub(super) fn install(ctx: &Ctx, node: &str) -> Exec {
+    let file = ctx.custom_nodes().join(node).join("requirements.txt");
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Outcome::AlreadyDone {
+                why: format!("custom_nodes/{node} has no requirements.txt"),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let sha256 = crate::observe::sha256_hex(&bytes);
+    let python = spec(ctx)?
+        .command
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "python3".to_owned());
+    let ws = &ctx.desired.workspace.path;
+    let name = &ctx.desired.project;
+    block_on(async {
+        let docker = connect()
+            .await
+            .map(|d| d.with_timeout(INSTALL_TIMEOUT))
+            .map_err(|why| {
+                Failure::new(why)
+                    .help("start the Docker daemon or fix DOCKER_HOST, then run apply again")
+            })?;
+        let info = inspect(&docker, name)
+            .await
+            .map_err(Failure::new)?
+            .ok_or_else(|| Failure::new(format!("container {name} does not exist")))?;
+        if Record::load(ws).holds(node, &sha256, &python, Some(&info.id)) {
+            return Ok(Outcome::AlreadyDone {
+                why: "this requirements.txt is installed".to_owned(),
+            });
+        }
+        if !info.running() {
+            return Err(Failure::new(format!(
+                "container {name} is {}: requirements install into a running container",
+                info.status
+            )));
+        }
+        let target = format!("{CONTAINER_ROOT}/custom_nodes/{node}/requirements.txt");
+        let cmd = vec![
+            python.clone(),
+            "-m".into(),
+            "pip".into(),
+            "install".into(),
+            "-r".into(),
+            target,
+        ];
+        let exec = docker
+            .create_exec(
+                name,
+                ExecConfig {
+                    cmd: Some(cmd),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    working_dir: Some(CONTAINER_ROOT.to_owned()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| api(&e))?;
+        let mut log = String::new();
+        if let StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| api(&e))?
+        {
+            while let Some(chunk) = output.next().await {
+                let chunk = chunk.map_err(|e| api(&e))?;
+                log.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+            }
+        }
+        let code = docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| api(&e))?
+            .exit_code;
+        if code != Some(0) {
+            let lines: Vec<&str> = log.trim_end().lines().collect();
+            let tail = &lines[lines.len().saturating_sub(TAIL)..];
+            return Err(Failure::new(format!(
+                "`{python} -m pip install -r custom_nodes/{node}/requirements.txt` exited with {}; its last lines:\n    {}",
+                code.map_or_else(|| "no code".to_owned(), |c| c.to_string()),
+                tail.join("\n    ")
+            ))
+            .help("fix the requirement (or the network), then run apply again: the install is retried"));
+        }
+        let mut record = Record::load(ws);
+        record.nodes.insert(
+            node.to_owned(),
+            Installed {
+                sha256,
+                python: python.clone(),
+                container: info.id.clone(),
+            },
+        );
+        let path = record_path(ws);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_vec_pretty(&record)
+            .map_err(|e| Failure::new(format!("cannot serialise the record: {e}")))?;
+        crate::fsutil::write_atomic(&path, &json, 0o644)?;
+        let installed = log
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("Successfully installed "))
+            .map(|p| format!("installed {}", p.trim()));
+        Ok(Outcome::Done {
+            detail: installed.or_else(|| Some("nothing new to install".to_owned())),
+        })
+    })
+}
