@@ -252,6 +252,19 @@ fn stopped_container_is_started_and_a_removed_one_created_again() {
     let d = Deploy::new();
     d.apply_ok();
     docker(&["stop", "-t", "1", &d.name]);
+    // verify does not wait out its timeout for a stopped server.
+    let t = std::time::Instant::now();
+    let out = d.run(&["verify", "--timeout", "60"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        both(&out).contains(&format!(
+            "cannot verify: container {} is exited, so the server cannot answer",
+            d.name
+        )),
+        "{}",
+        both(&out)
+    );
+    assert!(t.elapsed().as_secs() < 30, "failed fast");
     let plan = both(&d.run(&["plan"]));
     assert!(
         plan.contains(&format!("~ start container {} (exited)", d.name)),
@@ -653,6 +666,16 @@ mode = "none"
     let line = format!("container not observed: the Docker daemon at {host} cannot be reached (");
     assert_eq!(text.matches(&line).count(), 1, "one clear line:\n{text}");
 
+    let out = go(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains(&format!(
+            "cannot verify: the Docker daemon at {host} cannot be reached"
+        )),
+        "{}",
+        both(&out)
+    );
+
     let out = go(&["apply", "-y"]);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(dir.path().join("docker-compose-no-auth.yml").exists());
@@ -737,4 +760,86 @@ fn requirements_are_installed_in_the_container_then_the_server_restarts() {
         "{}",
         both(&out)
     );
+}
+
+/// The secret changed: PASSWORD is rewritten, the server restarts to read it, and the new token
+/// (and only it) works.
+#[test]
+fn stale_password_is_synced_the_server_restarted_and_the_new_token_verifies() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    d.apply_ok();
+    let old = d.token();
+    let started = d.inspect("{{.State.StartedAt}}");
+
+    std::fs::write(d.root().join("pw"), "a brand new passphrase\n").unwrap();
+    let plan = both(&d.run(&["plan"]));
+    assert!(plan.contains("~ write login/PASSWORD"), "{plan}");
+    assert!(
+        plan.contains(&format!("~ restart container {}", d.name)),
+        "{plan}"
+    );
+    let out = d.apply_ok();
+    let text = both(&out);
+    assert!(
+        text.contains("ok    GET /system_stats with the token (Bearer): 200"),
+        "{text}"
+    );
+    assert!(text.contains("Verified:"), "{text}");
+    assert_ne!(d.inspect("{{.State.StartedAt}}"), started, "restarted");
+    let new = d.token();
+    assert_ne!(new, old);
+    assert_eq!(
+        d.get(
+            "/system_stats",
+            &[("Authorization", &format!("Bearer {new}"))]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        d.get(
+            "/system_stats",
+            &[("Authorization", &format!("Bearer {old}"))]
+        )
+        .0,
+        401,
+        "the old token is dead"
+    );
+    assert_eq!(d.plan_code(), 0);
+}
+
+/// Login → none: the login node is disabled, the no-auth compose file written, the server
+/// restarted, and it answers without a token.
+#[test]
+fn switching_login_to_none_disables_the_node_and_restarts_into_an_open_server() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    d.apply_ok();
+    assert_eq!(d.get("/system_stats", &[]).0, 401);
+
+    d.write_manifest(&[], CPU, NO_AUTH);
+    let out = d.apply_ok();
+    let text = both(&out);
+    for line in [
+        "done     disable custom_nodes/ComfyUI-Login",
+        "done     render docker-compose-no-auth.yml",
+        &format!("done     restart container {}", d.name),
+        "ok    GET /system_stats without a token (auth none): 200",
+        "ok    ComfyUI-Login not loaded (auth none): not loaded",
+        "Verified:",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    assert!(
+        d.root()
+            .join("workspace/ComfyUI/custom_nodes/ComfyUI-Login.disabled")
+            .is_dir()
+    );
+    assert_eq!(d.get("/system_stats", &[]).0, 200);
+    assert_eq!(d.plan_code(), 0);
 }

@@ -115,11 +115,14 @@ pub fn main() -> u8 {
     };
     let ui = Ui::new(&cli);
     let color = ui.color_err;
+    let wrap = std::io::stderr().is_terminal();
     let _ = miette::set_hook(Box::new(move |_| {
         Box::new(
             miette::MietteHandlerOpts::new()
                 .color(color)
                 .unicode(color)
+                // Wrapped lines are for people at a terminal; scripts and logs get whole lines.
+                .wrap_lines(wrap)
                 .build(),
         )
     }));

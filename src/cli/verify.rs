@@ -56,7 +56,15 @@ pub fn probe(desired: &Desired, timeout: Duration) -> miette::Result<Verificatio
         })?;
         crate::verify::verify(&docker, &target, timeout)
             .await
-            .map_err(|e| miette!(help = "see `comfyprov plan`", "cannot verify: {e}"))
+            .map_err(|e| {
+                miette!(
+                    help = format!(
+                        "`comfyprov plan` shows what differs; `docker logs {}` shows the server's output",
+                        target.container
+                    ),
+                    "cannot verify: {e}"
+                )
+            })
     })
 }
 
