@@ -18,6 +18,13 @@ pub enum Progress {
     },
     /// Files written by a checkout.
     Checkout { done: usize, total: usize },
+    /// An image pull: layers complete, and bytes downloaded of the layers' known sizes.
+    Pull {
+        layers_done: usize,
+        layers: usize,
+        bytes_done: u64,
+        bytes_total: u64,
+    },
 }
 
 /// How a step ended.

@@ -824,6 +824,7 @@ impl comfyprov::report::Reporter for Recorder {
         let kind = match p {
             comfyprov::report::Progress::Transfer { .. } => "transfer",
             comfyprov::report::Progress::Checkout { .. } => "checkout",
+            comfyprov::report::Progress::Pull { .. } => "pull",
         };
         self.events.lock().unwrap().push((id, kind.into()));
     }

@@ -843,3 +843,74 @@ fn switching_login_to_none_disables_the_node_and_restarts_into_an_open_server() 
     assert_eq!(d.get("/system_stats", &[]).0, 200);
     assert_eq!(d.plan_code(), 0);
 }
+
+/// Records the progress events apply reports.
+#[derive(Default)]
+struct Pulls {
+    events: std::sync::Mutex<Vec<comfyprov::report::Progress>>,
+}
+
+impl comfyprov::report::Reporter for Pulls {
+    fn on_step_start(&self, _: usize, _: &comfyprov::plan::Step) {}
+    fn on_progress(&self, _: usize, p: comfyprov::report::Progress) {
+        self.events.lock().unwrap().push(p);
+    }
+    fn on_step_finish(&self, _: usize, _: &comfyprov::plan::Step, _: &comfyprov::report::Outcome) {}
+    fn on_message(&self, _: &str) {}
+}
+
+/// An image missing locally but in a reachable registry is pulled, and the pull reports layers
+/// and bytes as it goes. The registry is a real one as far as dockerd can tell.
+#[test]
+fn image_from_a_reachable_registry_is_pulled_with_progress() {
+    if !docker_available() {
+        return;
+    }
+    let mut d = Deploy::new();
+    // An image whose layer no other image here has (a unique trailer after the binary), served
+    // by the registry and then removed locally: the pull must download it.
+    let mut app = fake_comfyui();
+    app.extend_from_slice(unique("trailer").as_bytes());
+    let local = TestImage::from_binary(&app, &["main.py"]);
+    let repo = unique("comfyprov-test-pull");
+    let registry = support::FakeRegistry::serve(&local.tag, &repo, "1");
+    drop(local);
+    // The pulled image is removed on drop like the built one.
+    let pulled = TestImage {
+        tag: format!("127.0.0.1:{}/{repo}:1", registry.port),
+    };
+    d.image_ref = pulled.tag.clone();
+    d.write_manifest(&[], CPU, NO_AUTH);
+    let desired = comfyprov::manifest::load(&d.root().join("comfy.toml")).unwrap();
+    let observed = comfyprov::observe::observe(&desired);
+    let plan = comfyprov::plan::plan(&desired, &observed, &Default::default());
+    let pulls = Pulls::default();
+    let report = comfyprov::apply::apply(&desired, &observed, &plan, &Default::default(), &pulls);
+    assert!(
+        report.failed().next().is_none(),
+        "{:?}",
+        report.failed().collect::<Vec<_>>()
+    );
+    assert_eq!(d.inspect("{{.Config.Image}}"), pulled.tag);
+    let events = pulls.events.lock().unwrap();
+    let last = events
+        .iter()
+        .rev()
+        .find_map(|p| match *p {
+            comfyprov::report::Progress::Pull {
+                layers_done,
+                layers,
+                bytes_done,
+                bytes_total,
+            } => Some((layers_done, layers, bytes_done, bytes_total)),
+            _ => None,
+        })
+        .expect("the pull reported progress");
+    let (layers_done, layers, bytes_done, bytes_total) = last;
+    assert!(layers >= 1 && layers_done == layers, "{last:?}");
+    assert!(
+        bytes_total > 1_000_000 && bytes_done == bytes_total,
+        "{last:?}"
+    );
+    assert_eq!(d.run(&["verify"]).status.code(), Some(0));
+}

@@ -26,7 +26,7 @@ use crate::render::compose::{
     HEALTH_INTERVAL, HEALTH_RETRIES, HEALTH_START_PERIOD, HEALTH_TIMEOUT,
 };
 use crate::render::spec::{RunSpec, container_port, labels};
-use crate::report::Outcome;
+use crate::report::{Outcome, Progress, StepId};
 
 /// Seconds ComfyUI gets to stop before it is killed.
 const STOP_TIMEOUT: i32 = 10;
@@ -86,8 +86,13 @@ fn password_gate(ctx: &Ctx) -> Result<(), Failure> {
     }
 }
 
-/// The image must be present; where a registry is reachable it is pulled.
-async fn ensure_image(docker: &Docker, image: &str) -> Result<(), Failure> {
+/// The image must be present; where a registry is reachable it is pulled, with progress.
+async fn ensure_image(
+    ctx: &Ctx<'_>,
+    id: StepId,
+    docker: &Docker,
+    image: &str,
+) -> Result<(), Failure> {
     use futures_util::StreamExt;
     match docker.inspect_image(image).await {
         Ok(_) => return Ok(()),
@@ -104,16 +109,49 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<(), Failure> {
         None,
         None,
     );
+    // Per layer: bytes downloaded, its size, and whether it is complete.
+    let mut layers: HashMap<String, (u64, u64, bool)> = HashMap::new();
     while let Some(item) = pull.next().await {
-        if let Err(e) = item {
-            return Err(Failure::new(format!(
+        let info = item.map_err(|e| {
+            Failure::new(format!(
                 "image `{image}` is not present locally and cannot be pulled: {}",
                 api(&e).cause
             ))
             .help(format!(
                 "build or load it on this host (`docker build -t {image} .`, `docker load`), or check the registry"
-            )));
+            ))
+        })?;
+        let (Some(layer), Some(status)) = (info.id, info.status) else {
+            continue;
+        };
+        // `Pulling from library/x` also carries an id (the tag): not a layer.
+        if status.starts_with("Pulling from") {
+            continue;
         }
+        let entry = layers.entry(layer).or_default();
+        if let Some(d) = info.progress_detail.filter(|_| status == "Downloading") {
+            entry.0 = d
+                .current
+                .and_then(|c| u64::try_from(c).ok())
+                .unwrap_or(entry.0);
+            entry.1 = d
+                .total
+                .and_then(|t| u64::try_from(t).ok())
+                .unwrap_or(entry.1);
+        }
+        if matches!(status.as_str(), "Pull complete" | "Already exists") {
+            entry.0 = entry.1;
+            entry.2 = true;
+        }
+        ctx.reporter.on_progress(
+            id,
+            Progress::Pull {
+                layers_done: layers.values().filter(|l| l.2).count(),
+                layers: layers.len(),
+                bytes_done: layers.values().map(|l| l.0).sum(),
+                bytes_total: layers.values().map(|l| l.1).sum(),
+            },
+        );
     }
     Ok(())
 }
@@ -203,13 +241,18 @@ fn create_body(ctx: &Ctx, spec: &RunSpec) -> ContainerCreateBody {
 
 /// Everything that must hold before a container is created: checked before anything is
 /// removed or created, so a failing gate leaves the old container in place.
-async fn preflight(ctx: &Ctx<'_>, docker: &Docker, spec: &RunSpec) -> Result<(), Failure> {
+async fn preflight(
+    ctx: &Ctx<'_>,
+    id: StepId,
+    docker: &Docker,
+    spec: &RunSpec,
+) -> Result<(), Failure> {
     // Docker would create a missing bind source as an empty root-owned folder.
     if !ctx.comfyui().is_dir() {
         return Err(Failure::new(format!("{} does not exist", spec.mount))
             .help("provision ComfyUI first (see the steps above)"));
     }
-    ensure_image(docker, &spec.image).await?;
+    ensure_image(ctx, id, docker, &spec.image).await?;
     gpu_preflight(docker, spec).await?;
     password_gate(ctx)
 }
@@ -261,11 +304,11 @@ async fn remove(ctx: &Ctx<'_>, docker: &Docker) -> Result<(), Failure> {
         .map_err(|e| api(&e))
 }
 
-pub(super) fn create(ctx: &Ctx) -> Exec {
+pub(super) fn create(ctx: &Ctx, id: StepId) -> Exec {
     let spec = spec(ctx)?;
     block_on(async {
         let docker = docker().await?;
-        preflight(ctx, &docker, &spec).await?;
+        preflight(ctx, id, &docker, &spec).await?;
         let id = create_and_start(ctx, &docker, &spec).await?;
         Ok(Outcome::Done {
             detail: Some(format!("id {id}")),
@@ -287,11 +330,11 @@ pub(super) fn start(ctx: &Ctx) -> Exec {
     })
 }
 
-pub(super) fn recreate(ctx: &Ctx) -> Exec {
+pub(super) fn recreate(ctx: &Ctx, id: StepId) -> Exec {
     let spec = spec(ctx)?;
     block_on(async {
         let docker = docker().await?;
-        preflight(ctx, &docker, &spec).await?;
+        preflight(ctx, id, &docker, &spec).await?;
         remove(ctx, &docker).await?;
         let id = create_and_start(ctx, &docker, &spec).await?;
         Ok(Outcome::Done {
@@ -301,8 +344,8 @@ pub(super) fn recreate(ctx: &Ctx) -> Exec {
 }
 
 /// `--force`: the container in the way was not made by comfyprov.
-pub(super) fn replace(ctx: &Ctx) -> Exec {
-    recreate(ctx)
+pub(super) fn replace(ctx: &Ctx, id: StepId) -> Exec {
+    recreate(ctx, id)
 }
 
 pub(super) fn restart(ctx: &Ctx) -> Exec {

@@ -415,11 +415,11 @@ fn execute(ctx: &Ctx, id: StepId, step: &Step) -> Exec {
             why: step.reasons.join("; "),
         }),
         Action::Blocked { help, .. } => Ok(Outcome::Left { why: help.clone() }),
-        Action::CreateContainer { .. } => container::create(ctx),
+        Action::CreateContainer { .. } => container::create(ctx, id),
         Action::StartContainer { .. } => container::start(ctx),
-        Action::RecreateContainer { .. } => container::recreate(ctx),
+        Action::RecreateContainer { .. } => container::recreate(ctx, id),
         Action::RestartContainer { .. } => container::restart(ctx),
-        Action::ReplaceContainer { .. } => container::replace(ctx),
+        Action::ReplaceContainer { .. } => container::replace(ctx, id),
         Action::InstallRequirements { node } => requirements::install(ctx, node),
     }
 }

@@ -124,6 +124,16 @@ impl Reporter for Bars {
             Progress::Checkout { done, total } => {
                 bar.set_message(format!("checking out {done}/{total} files"));
             }
+            Progress::Pull {
+                layers_done,
+                layers,
+                bytes_done,
+                bytes_total,
+            } => bar.set_message(format!(
+                "pulling: {layers_done}/{layers} layers, {} of {}",
+                HumanBytes(bytes_done),
+                HumanBytes(bytes_total)
+            )),
         }
     }
 

@@ -414,3 +414,138 @@ impl Drop for TestContainer {
             .output();
     }
 }
+
+/// A Docker registry (the v2 API's read side) on 127.0.0.1, serving one image made from a local
+/// one with `docker save`. dockerd treats 127.0.0.0/8 as an insecure registry by default, so a
+/// real `docker pull` (and comfyprov's) works against it with no TLS and no setup.
+pub struct FakeRegistry {
+    pub port: u16,
+}
+
+impl FakeRegistry {
+    /// Serve `local` (an image tag on this daemon) as `<name>:<tag>`.
+    pub fn serve(local: &str, name: &str, tag: &str) -> FakeRegistry {
+        use std::collections::HashMap;
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let tar = dir.path().join("image.tar");
+        docker(&["save", "-o", tar.to_str().unwrap(), local]);
+        let out = Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tar: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap())
+                .unwrap();
+        let mut blobs: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut add = |path: &str| {
+            let bytes = std::fs::read(dir.path().join(path)).unwrap();
+            let digest = format!("sha256:{}", comfyprov::observe::sha256_hex(&bytes));
+            let size = bytes.len();
+            blobs.insert(digest.clone(), bytes);
+            serde_json::json!({ "size": size, "digest": digest })
+        };
+        let mut config = add(index[0]["Config"].as_str().unwrap());
+        config["mediaType"] = "application/vnd.docker.container.image.v1+json".into();
+        let layers: Vec<serde_json::Value> = index[0]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                // Uncompressed: dockerd sniffs the compression, and the digest is the diff id.
+                let mut d = add(l.as_str().unwrap());
+                d["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip".into();
+                d
+            })
+            .collect();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": config,
+            "layers": layers,
+        }))
+        .unwrap();
+        let manifest_digest = format!("sha256:{}", comfyprov::observe::sha256_hex(&manifest));
+        let manifest_paths = [
+            format!("/v2/{name}/manifests/{tag}"),
+            format!("/v2/{name}/manifests/{manifest_digest}"),
+        ];
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let blobs = std::sync::Arc::new(blobs);
+        let blob_prefix = format!("/v2/{name}/blobs/");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let blobs = std::sync::Arc::clone(&blobs);
+                let manifest = manifest.clone();
+                let manifest_paths = manifest_paths.clone();
+                let manifest_digest = manifest_digest.clone();
+                let blob_prefix = blob_prefix.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        let mut parts = line.split_whitespace();
+                        let method = parts.next().unwrap_or("");
+                        let path = parts.next().unwrap_or("").split('?').next().unwrap_or("");
+                        let (status, ctype, body, digest): (&str, &str, &[u8], Option<&str>) =
+                            if path == "/v2/" || path == "/v2" {
+                                ("200 OK", "application/json", b"{}", None)
+                            } else if manifest_paths.iter().any(|p| p == path) {
+                                (
+                                    "200 OK",
+                                    "application/vnd.docker.distribution.manifest.v2+json",
+                                    &manifest,
+                                    Some(&manifest_digest),
+                                )
+                            } else if let Some(b) = path
+                                .strip_prefix(blob_prefix.as_str())
+                                .and_then(|d| blobs.get(d))
+                            {
+                                ("200 OK", "application/octet-stream", b, None)
+                            } else {
+                                (
+                                    "404 Not Found",
+                                    "application/json",
+                                    b"{\"errors\":[]}",
+                                    None,
+                                )
+                            };
+                        let mut head = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nDocker-Distribution-API-Version: registry/2.0\r\n",
+                            body.len()
+                        );
+                        if let Some(d) = digest {
+                            head.push_str(&format!("Docker-Content-Digest: {d}\r\n"));
+                        }
+                        head.push_str("\r\n");
+                        let mut w = &stream;
+                        if w.write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        if method != "HEAD" && w.write_all(body).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeRegistry { port }
+    }
+}
