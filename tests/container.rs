@@ -866,7 +866,6 @@ fn image_from_a_reachable_registry_is_pulled_with_progress() {
     if !docker_available() {
         return;
     }
-    let mut d = Deploy::new();
     // An image whose layer no other image here has (a unique trailer after the binary), served
     // by the registry and then removed locally: the pull must download it.
     let mut app = fake_comfyui();
@@ -879,6 +878,8 @@ fn image_from_a_reachable_registry_is_pulled_with_progress() {
     let pulled = TestImage {
         tag: format!("127.0.0.1:{}/{repo}:1", registry.port),
     };
+    // Made after `pulled`, so dropped before it: the container goes before its image.
+    let mut d = Deploy::new();
     d.image_ref = pulled.tag.clone();
     d.write_manifest(&[], CPU, NO_AUTH);
     let desired = comfyprov::manifest::load(&d.root().join("comfy.toml")).unwrap();
