@@ -9,6 +9,8 @@ use comfyprov::observe::{
     Checkout, ContainerState, DirState, Dirty, FileState, NodeDir, Observed, SecretState,
     sha256_hex,
 };
+use comfyprov::observe::container::ContainerInfo;
+use comfyprov::observe::requirements::Requirements;
 use comfyprov::plan::{self, Options, Plan, display};
 
 const LOGIN_PIN: &str = "69109257f4629a11ebe26cd65667536c4f8dddcb";
@@ -614,4 +616,101 @@ fn plan_json_has_a_format_version_and_typed_steps() {
     insta::with_settings!({ snapshot_path => "snapshots/plan", prepend_module_to_snapshot => false }, {
         insta::assert_json_snapshot!("plan_json", json);
     });
+}
+
+/// BASE with `requirements = true` on the login node, observed with a running container created
+/// from the current spec.
+fn with_requirements(state: Option<Requirements>) -> (Desired, Observed) {
+    let d = desired_from(&BASE.replace(
+        "rev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"",
+        "rev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"\nrequirements = true",
+    ));
+    let mut o = converged(&d);
+    let spec = comfyprov::render::spec::RunSpec::new(&d, &d.workspace.path).unwrap();
+    o.container = ContainerState::Present(Box::new(ContainerInfo {
+        id: "abcdef123456".to_owned(),
+        status: "running".to_owned(),
+        health: Some("healthy".to_owned()),
+        image: spec.image.clone(),
+        image_id: "sha256:1".to_owned(),
+        started_at: Some("2026-11-21T10:00:00Z".to_owned()),
+        started_ns: Some(1),
+        finished_ns: None,
+        project_label: Some(d.project.clone()),
+        spec: Some(spec.label()),
+    }));
+    if let Some(s) = state {
+        o.requirements.insert("ComfyUI-Login".to_owned(), s);
+    }
+    (d, o)
+}
+
+fn actions(p: &Plan) -> Vec<String> {
+    p.steps.iter().map(|s| s.action.describe()).collect()
+}
+
+#[test]
+fn installed_requirements_plan_nothing() {
+    let (d, o) = with_requirements(Some(Requirements::Installed));
+    let p = plan::plan(&d, &o, &Options::default());
+    assert!(!p.has_changes(), "{:#?}", p.steps);
+    let (d, o) = with_requirements(Some(Requirements::NoFile));
+    assert!(!plan::plan(&d, &o, &Options::default()).has_changes());
+}
+
+#[test]
+fn changed_requirements_are_installed_then_the_server_restarts_once() {
+    let (d, o) = with_requirements(Some(Requirements::Pending { changed: true }));
+    let p = plan::plan(&d, &o, &Options::default());
+    assert_eq!(
+        actions(&p),
+        [
+            "install ComfyUI-Login/requirements.txt in the container",
+            "restart container qwen"
+        ]
+    );
+    assert_eq!(
+        p.steps[0].reasons,
+        ["ComfyUI-Login/requirements.txt changed since it was installed"]
+    );
+    assert!(p.steps[1].reasons[0].contains("after its requirements are installed"));
+}
+
+#[test]
+fn a_node_cloned_in_this_apply_gets_its_requirements_before_the_one_restart() {
+    let (d, mut o) = with_requirements(None);
+    o.custom_nodes.retain(|n| n.dir != "ComfyUI-Login");
+    let p = plan::plan(&d, &o, &Options::default());
+    let a = actions(&p);
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert!(a[0].starts_with("clone ComfyUI-Login"), "{a:?}");
+    assert_eq!(a[1], "install ComfyUI-Login/requirements.txt in the container");
+    assert_eq!(a[2], "restart container qwen");
+    // Both reasons on the one restart.
+    assert_eq!(p.steps[2].reasons.len(), 2, "{:?}", p.steps[2].reasons);
+}
+
+#[test]
+fn a_missing_container_is_created_then_requirements_installed_then_restarted() {
+    let (d, mut o) = with_requirements(Some(Requirements::Pending { changed: false }));
+    o.container = ContainerState::Missing;
+    let a = actions(&plan::plan(&d, &o, &Options::default()));
+    assert_eq!(
+        a,
+        [
+            "create and start container qwen",
+            "install ComfyUI-Login/requirements.txt in the container",
+            "restart container qwen"
+        ]
+    );
+    // --workspace-only leaves all three to a later apply.
+    let p = plan::plan(
+        &d,
+        &o,
+        &Options {
+            workspace_only: true,
+            ..Default::default()
+        },
+    );
+    assert!(!p.has_changes(), "{:#?}", p.steps);
 }
