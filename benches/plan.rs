@@ -3,7 +3,13 @@
 //! rendered. Prints median, p90 and peak RSS, and the same work done by a hand-written shell
 //! loop (`git rev-parse HEAD` + `git status --porcelain` per node) for scale.
 //!
-//! Run: `cargo bench --bench plan` (set `BENCH_RUNS` to change the number of runs, default 40).
+//! Rows: N = 10 and N = 100 with `--workspace-only` (the issue-2 figures: the daemon is still
+//! asked about the container, but none exists), then N = 100 with a running container that
+//! comfyprov created from the manifest (a FROM-scratch image around a static sleeper), so the
+//! whole plan (container included) is empty: the issue-4 figure.
+//!
+//! Run: `cargo bench --bench plan` (set `BENCH_RUNS` to change the number of runs, default 40;
+//! `BENCH_DUMP=1` prints every run's time, in ms, to stderr).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -17,9 +23,12 @@ mod support;
 use support::git;
 
 const PASSWORD: &str = "benchmark-password-not-secret";
+/// The container's "python": sleeps, like a server that stays up.
+const SLEEPER: &str =
+    "fn main() { loop { std::thread::sleep(std::time::Duration::from_secs(3600)); } }";
 
 /// A workspace with `n` nodes cloned from one source repository of `files` files.
-fn setup(root: &Path, n: usize, files: usize) -> PathBuf {
+fn setup(root: &Path, n: usize, files: usize, container: Option<(&str, &str)>) -> PathBuf {
     let src = root.join("src");
     std::fs::create_dir_all(src.join("web/js")).unwrap();
     git(&src, &["init", "-q", "-b", "main"]);
@@ -39,9 +48,14 @@ fn setup(root: &Path, n: usize, files: usize) -> PathBuf {
 
     let nodes = root.join("ws/ComfyUI/custom_nodes");
     std::fs::create_dir_all(&nodes).unwrap();
-    let mut manifest = String::from(
-        "[project]\nname = \"bench\"\n[workspace]\npath = \"ws\"\n[container]\nimage = \"img\"\nlisten = \"0.0.0.0\"\n\
-         [gpu]\nmode = \"nvidia\"\ndevices = [\"0\"]\n[auth]\nmode = \"login\"\npassword_file = \"pw\"\n",
+    // With a real container: its image and name, and no GPU (this daemon has no NVIDIA runtime).
+    let (project, image, gpu) = match container {
+        Some((image, project)) => (project, image, "mode = \"none\""),
+        None => ("bench", "img", "mode = \"nvidia\"\ndevices = [\"0\"]"),
+    };
+    let mut manifest = format!(
+        "[project]\nname = \"{project}\"\n[workspace]\npath = \"ws\"\n[container]\nimage = \"{image}\"\nlisten = \"0.0.0.0\"\n\
+         [gpu]\n{gpu}\n[auth]\nmode = \"login\"\npassword_file = \"pw\"\n",
     );
     for i in 0..n {
         let name = if i == 0 {
@@ -70,6 +84,26 @@ fn setup(root: &Path, n: usize, files: usize) -> PathBuf {
         .unwrap();
     assert!(compose.status.success());
     std::fs::write(root.join("docker-compose-with-auth.yml"), compose.stdout).unwrap();
+    if container.is_some() {
+        // The container runs the workspace's interpreter, as in production: here a static
+        // sleeper. (Without it the container crash-loops, and a restarting container keeps
+        // the daemon busy: its answers then take 100-250 ms.)
+        let python = root.join("ws/ComfyUI/venv/bin/python3");
+        std::fs::create_dir_all(python.parent().unwrap()).unwrap();
+        std::fs::write(&python, support::static_binary(SLEEPER)).unwrap();
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // comfyprov creates the container, so its spec label matches and nothing is left to do.
+        let out = Command::new(env!("CARGO_BIN_EXE_comfyprov"))
+            .args(["apply", "-y", "--no-verify"])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     root.to_owned()
 }
 
@@ -109,20 +143,32 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
     let bin = env!("CARGO_BIN_EXE_comfyprov");
-    println!("no-op `comfyprov plan`, whole process, {runs} runs each (2-core machine)\n");
+    println!("no-op `comfyprov plan`, whole process, {runs} runs each (2-core machine)");
+    println!("N+c: with a running container that comfyprov created (the plan is empty)\n");
     println!(
         "{:>5}  {:>11}  {:>9}  {:>9}  {:>9}  {:>13}  {:>9}",
         "N", "cold (ms)", "min (ms)", "median", "p90", "peak RSS (MB)", "shell loop"
     );
-    for (n, target_ms) in [(10usize, 8.0), (100, 20.0)] {
+    // The container row needs an image; none can be pulled here, so build one.
+    let image = support::TestImage::build(SLEEPER);
+    let project = support::unique("comfyprov-bench");
+    let _container = support::TestContainer {
+        name: project.clone(),
+    };
+    for (n, target_ms, with_container) in
+        [(10usize, 8.0, false), (100, 20.0, false), (100, 25.0, true)]
+    {
         let dir = tempfile::tempdir().unwrap();
-        let root = setup(dir.path(), n, 40);
+        let container = with_container.then_some((image.tag.as_str(), project.as_str()));
+        let root = setup(dir.path(), n, 40, container);
         let plan = || {
             let mut c = Command::new(bin);
-            // The container is observed (the daemon is asked), but no container exists for
-            // this manifest, so its create step is left out of the exit code.
-            c.args(["plan", "--detailed-exitcode", "--workspace-only"])
-                .current_dir(&root);
+            c.args(["plan", "--detailed-exitcode"]).current_dir(&root);
+            if !with_container {
+                // The container is observed (the daemon is asked), but no container exists
+                // for this manifest, so its create step is left out of the exit code.
+                c.arg("--workspace-only");
+            }
             c
         };
         // First run: no verdict cached yet, so it pays one bcrypt verify at cost 12.
@@ -139,6 +185,12 @@ fn main() {
             times.push(t);
             rss = rss.max(r);
         }
+        if std::env::var_os("BENCH_DUMP").is_some() {
+            eprintln!(
+                "{:?}",
+                times.iter().map(|t| t.as_millis()).collect::<Vec<_>>()
+            );
+        }
         let (min, median, p90) = stats(times);
 
         let script = "for d in ws/ComfyUI/custom_nodes/*/; do git -C \"$d\" rev-parse HEAD; git -C \"$d\" status --porcelain; done";
@@ -146,8 +198,13 @@ fn main() {
             .map(|_| measure(Command::new("sh").args(["-c", script]).current_dir(&root)).0)
             .collect();
         let (_, shell_median, _) = stats(shell);
+        let label = if with_container {
+            format!("{n}+c")
+        } else {
+            n.to_string()
+        };
         println!(
-            "{n:>5}  {:>11.1}  {min:>9.2}  {median:>9.2}  {p90:>9.2}  {:>13.1}  {shell_median:>7.1}ms",
+            "{label:>5}  {:>11.1}  {min:>9.2}  {median:>9.2}  {p90:>9.2}  {:>13.1}  {shell_median:>7.1}ms",
             cold.as_secs_f64() * 1e3,
             rss as f64 / 1024.0,
         );

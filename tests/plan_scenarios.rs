@@ -4,13 +4,13 @@
 use std::path::Path;
 
 use comfyprov::manifest::{self, Desired};
+use comfyprov::observe::container::ContainerInfo;
 use comfyprov::observe::login::{HashState, PasswordFile, PasswordState};
+use comfyprov::observe::requirements::Requirements;
 use comfyprov::observe::{
     Checkout, ContainerState, DirState, Dirty, FileState, NodeDir, Observed, SecretState,
     sha256_hex,
 };
-use comfyprov::observe::container::ContainerInfo;
-use comfyprov::observe::requirements::Requirements;
 use comfyprov::plan::{self, Options, Plan, display};
 
 const LOGIN_PIN: &str = "69109257f4629a11ebe26cd65667536c4f8dddcb";
@@ -684,7 +684,10 @@ fn a_node_cloned_in_this_apply_gets_its_requirements_before_the_one_restart() {
     let a = actions(&p);
     assert_eq!(a.len(), 3, "{a:?}");
     assert!(a[0].starts_with("clone ComfyUI-Login"), "{a:?}");
-    assert_eq!(a[1], "install ComfyUI-Login/requirements.txt in the container");
+    assert_eq!(
+        a[1],
+        "install ComfyUI-Login/requirements.txt in the container"
+    );
     assert_eq!(a[2], "restart container qwen");
     // Both reasons on the one restart.
     assert_eq!(p.steps[2].reasons.len(), 2, "{:?}", p.steps[2].reasons);

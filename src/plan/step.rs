@@ -313,6 +313,11 @@ impl Note {
                 if let Some(t) = started_at.as_deref().filter(|_| status == "running") {
                     s.push_str(&format!(", started {}", t.split('.').next().unwrap_or(t)));
                 }
+                if status == "restarting" {
+                    s.push_str(&format!(
+                        ": ComfyUI keeps exiting at start and Docker keeps restarting it; `docker logs {name}` shows why"
+                    ));
+                }
                 s
             }
             Note::ForeignContainer { name } => format!(

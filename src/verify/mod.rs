@@ -215,7 +215,8 @@ async fn wait_ready(
                     target.container
                 )
             })?;
-        if !info.running() {
+        // `restarting` is a crash loop: the server will not answer either.
+        if info.status != "running" {
             let tail = log_tail(docker, &target.container, 20).await;
             return Err(format!(
                 "container {} is {}, so the server cannot answer{tail}",
