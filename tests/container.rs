@@ -915,3 +915,24 @@ fn image_from_a_reachable_registry_is_pulled_with_progress() {
     );
     assert_eq!(d.run(&["verify"]).status.code(), Some(0));
 }
+
+/// A server that cannot start (here: the workspace has no interpreter) makes apply fail at its
+/// verify, at once rather than after the readiness timeout.
+#[test]
+fn apply_fails_fast_when_the_server_cannot_start() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    std::fs::remove_file(d.root().join("workspace/ComfyUI/venv/bin/python3")).unwrap();
+    let t = std::time::Instant::now();
+    let out = d.run(&["apply", "-y", "--verify-timeout", "100"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains(&format!("cannot verify: container {} is", d.name))
+            && text.contains("so the server cannot answer"),
+        "{text}"
+    );
+    assert!(t.elapsed().as_secs() < 60, "did not wait out the timeout");
+}
