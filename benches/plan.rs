@@ -53,8 +53,10 @@ fn setup(root: &Path, n: usize, files: usize, container: Option<(&str, &str)>) -
         Some((image, project)) => (project, image, "mode = \"none\""),
         None => ("bench", "img", "mode = \"nvidia\"\ndevices = [\"0\"]"),
     };
+    // A free port: 8188 may be taken by a real ComfyUI on this host.
+    let port = support::free_port();
     let mut manifest = format!(
-        "[project]\nname = \"{project}\"\n[workspace]\npath = \"ws\"\n[container]\nimage = \"{image}\"\nlisten = \"0.0.0.0\"\n\
+        "[project]\nname = \"{project}\"\n[workspace]\npath = \"ws\"\n[container]\nimage = \"{image}\"\nlisten = \"0.0.0.0\"\nport = {port}\n\
          [gpu]\n{gpu}\n[auth]\nmode = \"login\"\npassword_file = \"pw\"\n",
     );
     for i in 0..n {

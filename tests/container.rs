@@ -866,11 +866,9 @@ fn image_from_a_reachable_registry_is_pulled_with_progress() {
     if !docker_available() {
         return;
     }
-    // An image whose layer no other image here has (a unique trailer after the binary), served
-    // by the registry and then removed locally: the pull must download it.
-    let mut app = fake_comfyui();
-    app.extend_from_slice(unique("trailer").as_bytes());
-    let local = TestImage::from_binary(&app, &["main.py"]);
+    // An image whose layer no other image here has (`from_binary` makes each one unique),
+    // served by the registry and then removed locally: the pull must download it.
+    let local = TestImage::from_binary(&fake_comfyui(), &["main.py"]);
     let repo = unique("comfyprov-test-pull");
     let registry = support::FakeRegistry::serve(&local.tag, &repo, "1");
     drop(local);

@@ -673,7 +673,7 @@ fn changed_requirements_are_installed_then_the_server_restarts_once() {
         p.steps[0].reasons,
         ["ComfyUI-Login/requirements.txt changed since it was installed"]
     );
-    assert!(p.steps[1].reasons[0].contains("after its requirements are installed"));
+    assert!(p.steps[1].reasons[0].starts_with("requirements installed for ComfyUI-Login"));
 }
 
 #[test]

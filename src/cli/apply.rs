@@ -196,7 +196,8 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
     );
     drop(lock);
     bcrypt_detail(ui);
-    let mut text = summary(&desired, &report, &after);
+    let container_managed = desired.container.is_some() && !plan_opts.workspace_only;
+    let mut text = summary(&desired, &report, &after, container_managed);
     // A declared container that cannot be observed is an error: the workspace steps are done,
     // but whether the server runs what they made is unknown.
     let unobserved = match &after_observed.container {
@@ -259,7 +260,7 @@ fn confirm(steps: usize) -> miette::Result<bool> {
 }
 
 /// What was done, what was left, what a restart would pick up, and whether reality matches now.
-fn summary(desired: &Desired, report: &Report, after: &Plan) -> String {
+fn summary(desired: &Desired, report: &Report, after: &Plan, container_managed: bool) -> String {
     let count = |f: fn(&Outcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
     let mut out = format!(
         "\nApplied: {} done, {} already done, {} failed, {} left.\n",
@@ -305,7 +306,11 @@ fn summary(desired: &Desired, report: &Report, after: &Plan) -> String {
             if after.steps.len() == 1 { "s" } else { "" }
         ));
     } else {
-        out.push_str("\nConverged: the workspace matches the manifest.\n");
+        out.push_str(if container_managed {
+            "\nConverged: the workspace and the container match the manifest.\n"
+        } else {
+            "\nConverged: the workspace matches the manifest.\n"
+        });
     }
     out
 }

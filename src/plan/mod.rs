@@ -279,7 +279,7 @@ fn plan_container(plan: &mut Plan, desired: &Desired, observed: &Observed, opts:
     if !installs.is_empty() {
         let names: Vec<&str> = installs.iter().map(|(n, _)| n.as_str()).collect();
         reasons.push(format!(
-            "ComfyUI imports {} only at start, after its requirements are installed",
+            "requirements installed for {}: ComfyUI imports nodes only at start",
             names.join(", ")
         ));
     }

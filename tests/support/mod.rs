@@ -328,10 +328,17 @@ impl TestImage {
     }
 
     /// An image whose `/app` is `binary`, run with `args` by default.
+    ///
+    /// Each image gets a layer of its own (a unique trailer after the binary, which the ELF
+    /// loader ignores): tests build in parallel, and removing one test's image while another's
+    /// identical layer is being committed made `docker build` fail now and then.
     pub fn from_binary(binary: &[u8], args: &[&str]) -> TestImage {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("app");
-        std::fs::write(&app, binary).unwrap();
+        let mut bytes = binary.to_vec();
+        let tag = format!("{}:latest", unique("comfyprov-test"));
+        bytes.extend_from_slice(tag.as_bytes());
+        std::fs::write(&app, bytes).unwrap();
         std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         std::fs::write(
@@ -342,7 +349,6 @@ impl TestImage {
             ),
         )
         .unwrap();
-        let tag = format!("{}:latest", unique("comfyprov-test"));
         docker(&["build", "-q", "-t", &tag, &dir.path().display().to_string()]);
         TestImage { tag }
     }
