@@ -551,6 +551,19 @@ fn verify_passes_after_a_fresh_login_apply_and_probes_like_a_client() {
     assert_eq!(d.get("/system_stats", &[("Authorization", &bearer)]).0, 200);
     assert_eq!(d.get(&format!("/system_stats?token={token}"), &[]).0, 200);
     assert_eq!(d.get("/system_stats", &[]).0, 401);
+    // The browser's way in: ComfyUI-Login checks the form's password against PASSWORD's hash.
+    let login = |password: &str| {
+        support::http_post_form(
+            d.port,
+            "/login",
+            &format!("username=admin&password={}", password.replace(' ', "+")),
+        )
+    };
+    assert_eq!(
+        login("correct horse battery staple"),
+        (302, Some("/".to_owned()))
+    );
+    assert_eq!(login("wrong").1.as_deref(), Some("/login?wrong=1"));
 }
 
 /// One spec, two outputs: the container docker-compose creates from the rendered file and the

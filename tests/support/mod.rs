@@ -367,31 +367,53 @@ fn serde_json_list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// A plain HTTP GET to 127.0.0.1:`port`: the status code and the body. For the tests' own look
-/// at a server, independent of comfyprov's client.
-pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+/// One raw HTTP/1.1 exchange with 127.0.0.1:`port` (`Connection: close`): the status code, the
+/// headers and the body. The tests' own look at a server, independent of comfyprov's client.
+fn http_exchange(port: u16, request: &str) -> (u16, Vec<(String, String)>, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// GET 127.0.0.1:`port``path`: the status code and the body.
+pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
+    let (status, _, body) = http_exchange(port, &req);
     (status, body)
+}
+
+/// A form POST: the status code and the `Location` header.
+pub fn http_post_form(port: u16, path: &str, form: &str) -> (u16, Option<String>) {
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let (status, headers, _) = http_exchange(port, &req);
+    let location = headers
+        .into_iter()
+        .find(|(k, _)| k == "location")
+        .map(|(_, v)| v);
+    (status, location)
 }
 
 /// A container removed on drop (even when the test fails).
