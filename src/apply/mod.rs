@@ -228,12 +228,12 @@ pub fn apply(
             .collect()
     };
     let workspace = ids(&|a| matches!(a, Action::CreateWorkspace { .. }));
-    let comfyui = ids(&|a| target_of(a) == Some(&Target::ComfyUi));
-    let nodes = ids(&|a| node_dir_of(a).is_some());
+    let comfyui = ids(&|a| a.git_target() == Some(&Target::ComfyUi));
+    let nodes = ids(&|a| a.node_dir().is_some());
     let rest = ids(&|a| {
         !matches!(a, Action::CreateWorkspace { .. })
-            && target_of(a).is_none()
-            && node_dir_of(a).is_none()
+            && a.git_target().is_none()
+            && a.node_dir().is_none()
     });
 
     let run_one = |id: StepId, blocked_by: Option<&str>| {
@@ -279,7 +279,9 @@ pub fn apply(
     // Node steps grouped by directory: one directory's steps in order, directories in parallel.
     let mut groups: Vec<(String, Vec<StepId>)> = Vec::new();
     for &id in &nodes {
-        let key = node_dir_of(&plan.steps[id].action)
+        let key = plan.steps[id]
+            .action
+            .node_dir()
             .unwrap_or_default()
             .to_owned();
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -351,30 +353,6 @@ pub fn apply(
         })
         .collect();
     Report { results }
-}
-
-/// The git target a step acts on, if any.
-fn target_of(a: &Action) -> Option<&Target> {
-    match a {
-        Action::Clone { target, .. }
-        | Action::Checkout { target, .. }
-        | Action::Replace { target, .. }
-        | Action::Refuse { target, .. } => Some(target),
-        _ => None,
-    }
-}
-
-/// The `custom_nodes/` directory a node step acts on, if any: steps on one directory run in
-/// order, steps on different directories in parallel.
-fn node_dir_of(a: &Action) -> Option<&str> {
-    match a {
-        Action::Disable { dir } => Some(dir),
-        Action::Enable { node, .. } => Some(node),
-        a => match target_of(a) {
-            Some(Target::Node(n)) => Some(n),
-            _ => None,
-        },
-    }
 }
 
 /// `failed to clone ComfyUI-Login @ 6910925: <cause>` with the help on its own line.

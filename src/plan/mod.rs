@@ -307,18 +307,10 @@ fn requirement_steps(
         .iter()
         .filter(|n| n.requirements)
         .filter_map(|n| {
-            let changes = plan.steps.iter().any(|s| {
-                s.action.needs_restart()
-                    && match &s.action {
-                        Action::Clone { target, .. }
-                        | Action::Checkout { target, .. }
-                        | Action::Replace { target, .. } => {
-                            *target == Target::Node(n.name.clone())
-                        }
-                        Action::Enable { node, .. } => *node == n.name,
-                        _ => false,
-                    }
-            });
+            let changes = plan
+                .steps
+                .iter()
+                .any(|s| s.action.needs_restart() && s.action.node_dir() == Some(n.name.as_str()));
             let state = observed.requirements.get(&n.name);
             let why = if changes {
                 format!("custom_nodes/{} changes in this apply", n.name)

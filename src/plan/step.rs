@@ -238,6 +238,30 @@ impl Action {
         }
     }
 
+    /// The git target a step acts on, if any.
+    pub fn git_target(&self) -> Option<&Target> {
+        match self {
+            Action::Clone { target, .. }
+            | Action::Checkout { target, .. }
+            | Action::Replace { target, .. }
+            | Action::Refuse { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The `custom_nodes/` directory a node step acts on, if any (apply runs steps on one
+    /// directory in order, on different directories in parallel).
+    pub fn node_dir(&self) -> Option<&str> {
+        match self {
+            Action::Disable { dir } => Some(dir),
+            Action::Enable { node, .. } => Some(node),
+            a => match a.git_target() {
+                Some(Target::Node(n)) => Some(n),
+                _ => None,
+            },
+        }
+    }
+
     /// Whether this step acts on the container.
     pub fn is_container(&self) -> bool {
         matches!(
