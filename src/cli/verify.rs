@@ -68,13 +68,9 @@ pub fn probe(desired: &Desired, timeout: Duration) -> miette::Result<Verificatio
     })
 }
 
-fn paint(s: &str, color: AnsiColor, on: bool) -> String {
-    if on {
-        let style = Style::new().fg_color(Some(color.into())).bold();
-        format!("{}{s}{}", style.render(), style.render_reset())
-    } else {
-        s.to_owned()
-    }
+fn mark(s: &str, color: AnsiColor, on: bool) -> String {
+    let style = Style::new().fg_color(Some(color.into())).bold();
+    crate::plan::display::paint(s, style, on)
 }
 
 /// The verification as people read it: one line per check, then what the server reported.
@@ -87,9 +83,9 @@ pub fn render(v: &Verification, color: bool) -> String {
     );
     for c in &v.checks {
         let mark = if c.ok {
-            paint("ok  ", AnsiColor::Green, color)
+            mark("ok  ", AnsiColor::Green, color)
         } else {
-            paint("FAIL", AnsiColor::Red, color)
+            mark("FAIL", AnsiColor::Red, color)
         };
         out.push_str(&format!("  {mark}  {}: {}\n", c.check, c.detail));
     }

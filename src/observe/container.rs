@@ -114,19 +114,18 @@ fn unreachable(host: &str, cause: &str) -> String {
 
 /// Why the daemon could not be used, in one line.
 pub fn describe(e: &bollard::errors::Error) -> String {
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    let cause = std::error::Error::source(e)
-        .map(|s| {
-            // The innermost cause says the most (`Connection refused`, `No such file`).
-            let mut s: &dyn std::error::Error = s;
-            while let Some(next) = s.source() {
-                s = next;
-            }
-            s.to_string()
-        })
-        .unwrap_or_else(|| e.to_string());
-    unreachable(&host, &cause)
+    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_HOST.to_owned());
+    unreachable(&host, &innermost_cause(e))
+}
+
+/// The innermost cause of an error (`Connection refused`, `No such file`), which says the most;
+/// the error itself when it has none.
+pub fn innermost_cause(e: &dyn std::error::Error) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
 }
 
 /// Inspect the container named `name`: `Ok(None)` when there is none.

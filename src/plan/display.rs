@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::{Kind, Note, Plan, Step};
 
-fn paint(s: &str, style: Style, color: bool) -> String {
+/// `s` in `style` when `color` is on.
+pub(crate) fn paint(s: &str, style: Style, color: bool) -> String {
     if color {
         format!("{}{s}{}", style.render(), style.render_reset())
     } else {

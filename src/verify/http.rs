@@ -9,6 +9,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::observe::container::innermost_cause;
+
 /// How long one request may take, connect to last byte.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// ComfyUI's `/system_stats` is a few hundred bytes; `/object_info` can be megabytes.
@@ -50,7 +52,11 @@ impl Http {
             .body(Empty::new())
             .map_err(|e| format!("cannot build a request for {url}: {e}"))?;
         let work = async {
-            let resp = self.client.request(req).await.map_err(|e| cause(&e))?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| innermost_cause(&e))?;
             let status = resp.status().as_u16();
             let location = resp
                 .headers()
@@ -76,13 +82,4 @@ impl Http {
             )),
         }
     }
-}
-
-/// The innermost cause (`Connection refused`), which says the most.
-fn cause(e: &dyn std::error::Error) -> String {
-    let mut inner: &dyn std::error::Error = e;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    inner.to_string()
 }
