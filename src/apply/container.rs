@@ -7,6 +7,7 @@
 //! container is made from the same [`RunSpec`] as the compose file.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
@@ -31,7 +32,7 @@ use crate::report::{Outcome, Progress, StepId};
 /// Seconds ComfyUI gets to stop before it is killed.
 const STOP_TIMEOUT: i32 = 10;
 
-pub(super) fn spec(ctx: &Ctx) -> Result<RunSpec, Failure> {
+fn spec(ctx: &Ctx) -> Result<RunSpec, Failure> {
     RunSpec::new(ctx.desired, &ctx.desired.workspace.path)
         .ok_or_else(|| Failure::new("the manifest has no [container]"))
 }
@@ -47,12 +48,15 @@ pub(super) fn block_on<T>(
         .block_on(f)
 }
 
-/// A connection for changes: stops and restarts wait up to `STOP_TIMEOUT` for ComfyUI, and
-/// creating may pull an image, so requests get more time than observation's.
-pub(super) async fn docker() -> Result<Docker, Failure> {
+/// How long a request may take when changing things: stops and restarts wait up to
+/// `STOP_TIMEOUT` for ComfyUI, and creating may pull an image, so more than observation's.
+pub(super) const CHANGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A connection for changes, whose requests may take up to `timeout`.
+pub(super) async fn docker(timeout: Duration) -> Result<Docker, Failure> {
     connect()
         .await
-        .map(|d| d.with_timeout(std::time::Duration::from_secs(300)))
+        .map(|d| d.with_timeout(timeout))
         .map_err(|why| {
             Failure::new(why)
                 .help("start the Docker daemon or fix DOCKER_HOST, then run apply again")
@@ -307,7 +311,7 @@ async fn remove(ctx: &Ctx<'_>, docker: &Docker) -> Result<(), Failure> {
 pub(super) fn create(ctx: &Ctx, id: StepId) -> Exec {
     let spec = spec(ctx)?;
     block_on(async {
-        let docker = docker().await?;
+        let docker = docker(CHANGE_TIMEOUT).await?;
         preflight(ctx, id, &docker, &spec).await?;
         let id = create_and_start(ctx, &docker, &spec).await?;
         Ok(Outcome::Done {
@@ -319,7 +323,7 @@ pub(super) fn create(ctx: &Ctx, id: StepId) -> Exec {
 pub(super) fn start(ctx: &Ctx) -> Exec {
     let spec = spec(ctx)?;
     block_on(async {
-        let docker = docker().await?;
+        let docker = docker(CHANGE_TIMEOUT).await?;
         gpu_preflight(&docker, &spec).await?;
         password_gate(ctx)?;
         docker
@@ -333,7 +337,7 @@ pub(super) fn start(ctx: &Ctx) -> Exec {
 pub(super) fn recreate(ctx: &Ctx, id: StepId) -> Exec {
     let spec = spec(ctx)?;
     block_on(async {
-        let docker = docker().await?;
+        let docker = docker(CHANGE_TIMEOUT).await?;
         preflight(ctx, id, &docker, &spec).await?;
         remove(ctx, &docker).await?;
         let id = create_and_start(ctx, &docker, &spec).await?;
@@ -350,7 +354,7 @@ pub(super) fn replace(ctx: &Ctx, id: StepId) -> Exec {
 
 pub(super) fn restart(ctx: &Ctx) -> Exec {
     block_on(async {
-        let docker = docker().await?;
+        let docker = docker(CHANGE_TIMEOUT).await?;
         password_gate(ctx)?;
         docker
             .restart_container(

@@ -9,9 +9,9 @@ use bollard::exec::StartExecResults;
 use bollard::models::ExecConfig;
 use futures_util::StreamExt;
 
-use super::container::{api, block_on, spec};
+use super::container::{api, block_on, docker};
 use super::{Ctx, Exec, Failure};
-use crate::observe::container::{connect, inspect};
+use crate::observe::container::inspect;
 use crate::observe::requirements::{Installed, Record, record_path};
 use crate::render::compose::CONTAINER_ROOT;
 use crate::report::Outcome;
@@ -33,26 +33,23 @@ pub(super) fn install(ctx: &Ctx, node: &str) -> Exec {
         Err(e) => return Err(e.into()),
     };
     let sha256 = crate::observe::sha256_hex(&bytes);
-    let python = spec(ctx)?
-        .command
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "python3".to_owned());
+    let python = ctx
+        .desired
+        .container
+        .as_ref()
+        .map(|c| c.python.clone())
+        .ok_or_else(|| Failure::new("the manifest has no [container]"))?;
     let ws = &ctx.desired.workspace.path;
     let name = &ctx.desired.project;
     block_on(async {
-        let docker = connect()
-            .await
-            .map(|d| d.with_timeout(INSTALL_TIMEOUT))
-            .map_err(|why| {
-                Failure::new(why)
-                    .help("start the Docker daemon or fix DOCKER_HOST, then run apply again")
-            })?;
+        let docker = docker(INSTALL_TIMEOUT).await?;
         let info = inspect(&docker, name)
             .await
             .map_err(Failure::new)?
             .ok_or_else(|| Failure::new(format!("container {name} does not exist")))?;
-        if Record::load(ws).holds(node, &sha256, &python, Some(&info.id)) {
+        // Under apply's lock, and installs run one at a time: this record is current.
+        let mut record = Record::load(ws);
+        if record.holds(node, &sha256, &python, Some(&info.id)) {
             return Ok(Outcome::AlreadyDone {
                 why: "this requirements.txt is installed".to_owned(),
             });
@@ -111,7 +108,6 @@ pub(super) fn install(ctx: &Ctx, node: &str) -> Exec {
             ))
             .help("fix the requirement (or the network), then run apply again: the install is retried"));
         }
-        let mut record = Record::load(ws);
         record.nodes.insert(
             node.to_owned(),
             Installed {
