@@ -404,11 +404,9 @@ async fn server_log(
         timestamps: true,
         ..Default::default()
     };
-    let mut stream = docker.logs(name, Some(options));
     let mut out = String::new();
-    while let Some(frame) = stream.next().await {
-        let frame = frame.map_err(|e| crate::observe::container::describe(&e))?;
-        for line in String::from_utf8_lossy(frame.as_ref()).lines() {
+    for_each_frame(docker, name, options, |frame| {
+        for line in frame.lines() {
             // `2026-11-21T11:00:00.123456789Z text`: keep the lines of this run only; `since`
             // has a one-second granularity and a restart can land in the same second.
             let (stamp, text) = line.split_once(' ').unwrap_or((line, ""));
@@ -419,8 +417,25 @@ async fn server_log(
             out.push_str(text);
             out.push('\n');
         }
-    }
+    })
+    .await?;
     Ok(out)
+}
+
+/// Stream the container's log as `options` select it, one frame at a time (a frame is a line,
+/// or part of a long one). Stops at the first error, after the frames read before it.
+async fn for_each_frame(
+    docker: &Docker,
+    name: &str,
+    options: bollard::query_parameters::LogsOptions,
+    mut each: impl FnMut(&str),
+) -> Result<(), String> {
+    let mut stream = docker.logs(name, Some(options));
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| crate::observe::container::describe(&e))?;
+        each(&String::from_utf8_lossy(frame.as_ref()));
+    }
+    Ok(())
 }
 
 /// The last `n` lines of the container's log, as a suffix for an error message.
@@ -431,11 +446,9 @@ async fn log_tail(docker: &Docker, name: &str, n: usize) -> String {
         tail: n.to_string(),
         ..Default::default()
     };
-    let mut stream = docker.logs(name, Some(options));
     let mut out = String::new();
-    while let Some(Ok(frame)) = stream.next().await {
-        out.push_str(&String::from_utf8_lossy(frame.as_ref()));
-    }
+    // Best effort: this only adds to an error message.
+    let _ = for_each_frame(docker, name, options, |frame| out.push_str(frame)).await;
     if out.trim().is_empty() {
         String::new()
     } else {
