@@ -41,10 +41,8 @@ fn spec(ctx: &Ctx) -> Result<RunSpec, Failure> {
 pub(super) fn block_on<T>(
     f: impl std::future::Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(format!("cannot start an async runtime: {e}")))?
+    crate::observe::container::runtime()
+        .map_err(Failure::new)?
         .block_on(f)
 }
 

@@ -43,10 +43,7 @@ pub fn probe(desired: &Desired, timeout: Duration) -> miette::Result<Verificatio
             "the manifest has no [container]: there is no server to verify"
         )
     })?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| miette!("cannot start an async runtime: {e}"))?;
+    let rt = crate::observe::container::runtime().map_err(|e| miette!("{e}"))?;
     rt.block_on(async {
         let docker = crate::observe::container::connect().await.map_err(|e| {
             miette!(

@@ -176,18 +176,19 @@ pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInfo
     }))
 }
 
-/// Observe the container named `name`, or say why it could not be.
-pub fn observe(name: &str) -> super::ContainerState {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+/// A small single-threaded runtime for one command's Docker and HTTP calls.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
+        .map_err(|e| format!("cannot start an async runtime: {e}"))
+}
+
+/// Observe the container named `name`, or say why it could not be.
+pub fn observe(name: &str) -> super::ContainerState {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            return super::ContainerState::NotObserved {
-                reason: format!("cannot start an async runtime: {e}"),
-            };
-        }
+        Err(reason) => return super::ContainerState::NotObserved { reason },
     };
     rt.block_on(async {
         let docker = match connect().await {
