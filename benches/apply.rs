@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+#[path = "../tests/it/support.rs"]
 mod support;
 use support::{GitDaemon, allow_any_sha1, git};
 

@@ -18,7 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 // The same isolated git runner as the tests (no user or system config).
-#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+#[path = "../tests/it/support.rs"]
 mod support;
 use support::git;
 

@@ -1,30 +1,26 @@
-//! Executor for the compose file: rendered from the manifest, written atomically and only when
-//! its bytes differ.
+//! Executor for the compose file: the step carries the bytes the plan rendered; they are written
+//! atomically, and only when the file's bytes differ.
 
-use super::{Ctx, Exec, Failure};
+use super::{Exec, StepError};
+use crate::manifest::ManifestPath;
 use crate::report::Outcome;
 
-pub(super) fn render(ctx: &Ctx) -> Exec {
-    let (Some(c), Some(text)) = (
-        ctx.desired.container.as_ref(),
-        crate::render::compose::render(ctx.desired),
-    ) else {
-        return Err(Failure::new("the manifest has no [container]"));
-    };
-    let path = &c.compose_file.path;
+pub(super) fn write(file: &ManifestPath, content: &str) -> Exec {
+    let path = &file.path;
     match std::fs::read(path) {
-        Ok(b) if b == text.as_bytes() => {
+        Ok(b) if b == content.as_bytes() => {
             return Ok(Outcome::AlreadyDone {
-                why: format!("{} already matches", c.compose_file.shown),
+                why: format!("{} already matches", file.shown),
             });
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(StepError::io("cannot read", path, e)),
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| StepError::io("cannot create", dir, e))?;
     }
-    crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
+    crate::fsutil::write_atomic(path, content.as_bytes(), 0o644)
+        .map_err(|e| StepError::io("cannot write", path, e))?;
     Ok(Outcome::Done { detail: None })
 }

@@ -4,7 +4,7 @@
 //! Before the server is started in any way, two gates: in login mode `login/PASSWORD` must verify
 //! the secret (ComfyUI-Login without it takes an empty token and lets the first visitor choose
 //! the password), and with `gpu.mode = "nvidia"` the daemon must have the NVIDIA runtime. The
-//! container is made from the same [`RunSpec`] as the compose file.
+//! container is made from the step's [`Container`], the run spec the compose file renders too.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,30 +19,26 @@ use bollard::query_parameters::{
     StartContainerOptions, StopContainerOptions,
 };
 
-use super::{Ctx, Exec, Failure};
-use crate::manifest::AuthSpec;
+use super::{Env, Exec, StepError};
+use crate::manifest::{AuthSpec, RestartPolicy as Restart};
 use crate::observe::container::{connect, describe};
 use crate::observe::login::{HashState, PasswordFile};
-use crate::render::compose::{
-    HEALTH_INTERVAL, HEALTH_RETRIES, HEALTH_START_PERIOD, HEALTH_TIMEOUT,
+use crate::plan::Guard;
+use crate::render::Container;
+use crate::render::spec::{
+    HEALTH_INTERVAL, HEALTH_RETRIES, HEALTH_START_PERIOD, HEALTH_TIMEOUT, container_port,
 };
-use crate::render::spec::{RunSpec, container_port, labels};
 use crate::report::{Outcome, Progress, StepId};
 
 /// Seconds ComfyUI gets to stop before it is killed.
 const STOP_TIMEOUT: i32 = 10;
 
-fn spec(ctx: &Ctx) -> Result<RunSpec, Failure> {
-    RunSpec::new(ctx.desired, &ctx.desired.workspace.path)
-        .ok_or_else(|| Failure::new("the manifest has no [container]"))
-}
-
 /// Run an async body on a small runtime of its own.
 pub(super) fn block_on<T>(
-    f: impl std::future::Future<Output = Result<T, Failure>>,
-) -> Result<T, Failure> {
+    f: impl std::future::Future<Output = Result<T, StepError>>,
+) -> Result<T, StepError> {
     crate::observe::container::runtime()
-        .map_err(Failure::new)?
+        .map_err(|e| StepError::new(e.to_string()))?
         .block_on(f)
 }
 
@@ -51,37 +47,37 @@ pub(super) fn block_on<T>(
 pub(super) const CHANGE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A connection for changes, whose requests may take up to `timeout`.
-pub(super) async fn docker(timeout: Duration) -> Result<Docker, Failure> {
+pub(super) async fn docker(timeout: Duration) -> Result<Docker, StepError> {
     connect()
         .await
         .map(|d| d.with_timeout(timeout))
         .map_err(|why| {
-            Failure::new(why)
+            StepError::new(why.to_string())
                 .help("start the Docker daemon or fix DOCKER_HOST, then run apply again")
         })
 }
 
-pub(super) fn api(e: &bollard::errors::Error) -> Failure {
+pub(super) fn api(e: &bollard::errors::Error) -> StepError {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => {
-            Failure::new(message.trim().to_owned())
+            StepError::new(message.trim().to_owned())
         }
-        e => Failure::new(describe(e)),
+        e => StepError::new(describe(e).to_string()),
     }
 }
 
 /// In login mode, refuse to start a server whose `login/PASSWORD` does not verify the secret.
-fn password_gate(ctx: &Ctx) -> Result<(), Failure> {
-    if !matches!(ctx.desired.auth, AuthSpec::Login(_)) {
+fn password_gate(env: &Env, guard: &Guard) -> Result<(), StepError> {
+    let Some(login) = &guard.login else {
         return Ok(());
-    }
-    let (_, pw) = crate::observe::login::observe(ctx.desired, &ctx.comfyui());
+    };
+    let (_, pw) = crate::observe::login::observe(&AuthSpec::Login(login.clone()), &env.workspace);
     match pw.file {
         PasswordFile::Present {
             hash: HashState::Verified,
             ..
         } => Ok(()),
-        _ => Err(Failure::new(
+        _ => Err(StepError::new(
             "login/PASSWORD does not verify the secret: ComfyUI-Login would accept an empty token, so the server is not started",
         )
         .help("fix the password step above, then run apply again")),
@@ -90,11 +86,11 @@ fn password_gate(ctx: &Ctx) -> Result<(), Failure> {
 
 /// The image must be present; where a registry is reachable it is pulled, with progress.
 async fn ensure_image(
-    ctx: &Ctx<'_>,
+    env: &Env<'_>,
     id: StepId,
     docker: &Docker,
     image: &str,
-) -> Result<(), Failure> {
+) -> Result<(), StepError> {
     use futures_util::StreamExt;
     match docker.inspect_image(image).await {
         Ok(_) => return Ok(()),
@@ -115,9 +111,9 @@ async fn ensure_image(
     let mut layers: HashMap<String, (u64, u64, bool)> = HashMap::new();
     while let Some(item) = pull.next().await {
         let info = item.map_err(|e| {
-            Failure::new(format!(
+            StepError::new(format!(
                 "image `{image}` is not present locally and cannot be pulled: {}",
-                api(&e).cause
+                api(&e).cause()
             ))
             .help(format!(
                 "build or load it on this host (`docker build -t {image} .`, `docker load`), or check the registry"
@@ -145,7 +141,7 @@ async fn ensure_image(
             entry.0 = entry.1;
             entry.2 = true;
         }
-        ctx.reporter.on_progress(
+        env.reporter.on_progress(
             id,
             Progress::Pull {
                 layers_done: layers.values().filter(|l| l.2).count(),
@@ -159,8 +155,8 @@ async fn ensure_image(
 }
 
 /// NVIDIA GPUs requested: the daemon must have the NVIDIA runtime.
-async fn gpu_preflight(docker: &Docker, spec: &RunSpec) -> Result<(), Failure> {
-    if spec.gpu.is_none() {
+async fn gpu_preflight(docker: &Docker, guard: &Guard) -> Result<(), StepError> {
+    if !guard.gpu {
         return Ok(());
     }
     let info = docker.info().await.map_err(|e| api(&e))?;
@@ -171,7 +167,7 @@ async fn gpu_preflight(docker: &Docker, spec: &RunSpec) -> Result<(), Failure> {
     if nvidia {
         return Ok(());
     }
-    Err(Failure::new(
+    Err(StepError::new(
         "gpu.mode is \"nvidia\", but the Docker daemon has no NVIDIA runtime",
     )
     .help("install the NVIDIA Container Toolkit and restart dockerd, or set `mode = \"none\"` in [gpu]"))
@@ -182,20 +178,22 @@ fn secs(s: u64) -> i64 {
     (s * 1_000_000_000) as i64
 }
 
-fn create_body(ctx: &Ctx, spec: &RunSpec) -> ContainerCreateBody {
+/// The Docker API's rendering of the run spec (the compose file is the other one).
+fn create_body(container: &Container) -> ContainerCreateBody {
+    let spec = &container.spec;
     let port = container_port();
-    let restart = match spec.restart.as_str() {
-        "no" => RestartPolicyNameEnum::NO,
-        "always" => RestartPolicyNameEnum::ALWAYS,
-        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-        _ => RestartPolicyNameEnum::UNLESS_STOPPED,
+    let restart = match spec.restart {
+        Restart::No => RestartPolicyNameEnum::NO,
+        Restart::Always => RestartPolicyNameEnum::ALWAYS,
+        Restart::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+        Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
     };
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: Some(spec.command.clone()),
         working_dir: Some(spec.working_dir.clone()),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(labels(ctx.desired, spec).into_iter().collect()),
+        labels: Some(container.labels().into_iter().collect()),
         exposed_ports: Some(HashMap::from([(port.clone(), HashMap::new())])),
         host_config: Some(HostConfig {
             port_bindings: Some(HashMap::from([(
@@ -244,46 +242,44 @@ fn create_body(ctx: &Ctx, spec: &RunSpec) -> ContainerCreateBody {
 /// Everything that must hold before a container is created: checked before anything is
 /// removed or created, so a failing gate leaves the old container in place.
 async fn preflight(
-    ctx: &Ctx<'_>,
+    env: &Env<'_>,
     id: StepId,
     docker: &Docker,
-    spec: &RunSpec,
-) -> Result<(), Failure> {
+    container: &Container,
+    guard: &Guard,
+) -> Result<(), StepError> {
     // Docker would create a missing bind source as an empty root-owned folder.
-    if !ctx.comfyui().is_dir() {
-        return Err(Failure::new(format!("{} does not exist", spec.mount))
-            .help("provision ComfyUI first (see the steps above)"));
+    if !std::path::Path::new(&container.spec.mount).is_dir() {
+        return Err(
+            StepError::new(format!("{} does not exist", container.spec.mount))
+                .help("provision ComfyUI first (see the steps above)"),
+        );
     }
-    ensure_image(ctx, id, docker, &spec.image).await?;
-    gpu_preflight(docker, spec).await?;
-    password_gate(ctx)
+    ensure_image(env, id, docker, &container.spec.image).await?;
+    gpu_preflight(docker, guard).await?;
+    password_gate(env, guard)
 }
 
 /// Create the container and start it; call [`preflight`] first.
-async fn create_and_start(
-    ctx: &Ctx<'_>,
-    docker: &Docker,
-    spec: &RunSpec,
-) -> Result<String, Failure> {
+async fn create_and_start(docker: &Docker, container: &Container) -> Result<String, StepError> {
     let created = docker
         .create_container(
             Some(CreateContainerOptions {
-                name: Some(ctx.desired.project.clone()),
+                name: Some(container.name.clone()),
                 ..Default::default()
             }),
-            create_body(ctx, spec),
+            create_body(container),
         )
         .await
         .map_err(|e| api(&e))?;
     docker
-        .start_container(&ctx.desired.project, None::<StartContainerOptions>)
+        .start_container(&container.name, None::<StartContainerOptions>)
         .await
         .map_err(|e| api(&e))?;
     Ok(created.id.chars().take(12).collect())
 }
 
-async fn remove(ctx: &Ctx<'_>, docker: &Docker) -> Result<(), Failure> {
-    let name = &ctx.desired.project;
+async fn remove(docker: &Docker, name: &str) -> Result<(), StepError> {
     // A stop first lets ComfyUI exit cleanly; a container already stopped is fine.
     let _ = docker
         .stop_container(
@@ -306,57 +302,51 @@ async fn remove(ctx: &Ctx<'_>, docker: &Docker) -> Result<(), Failure> {
         .map_err(|e| api(&e))
 }
 
-pub(super) fn create(ctx: &Ctx, id: StepId) -> Exec {
-    let spec = spec(ctx)?;
+pub(super) fn create(env: &Env, id: StepId, container: &Container, guard: &Guard) -> Exec {
     block_on(async {
         let docker = docker(CHANGE_TIMEOUT).await?;
-        preflight(ctx, id, &docker, &spec).await?;
-        let id = create_and_start(ctx, &docker, &spec).await?;
+        preflight(env, id, &docker, container, guard).await?;
+        let id = create_and_start(&docker, container).await?;
         Ok(Outcome::Done {
             detail: Some(format!("id {id}")),
         })
     })
 }
 
-pub(super) fn start(ctx: &Ctx) -> Exec {
-    let spec = spec(ctx)?;
+pub(super) fn start(env: &Env, name: &str, guard: &Guard) -> Exec {
     block_on(async {
         let docker = docker(CHANGE_TIMEOUT).await?;
-        gpu_preflight(&docker, &spec).await?;
-        password_gate(ctx)?;
+        gpu_preflight(&docker, guard).await?;
+        password_gate(env, guard)?;
         docker
-            .start_container(&ctx.desired.project, None::<StartContainerOptions>)
+            .start_container(name, None::<StartContainerOptions>)
             .await
             .map_err(|e| api(&e))?;
         Ok(Outcome::Done { detail: None })
     })
 }
 
-pub(super) fn recreate(ctx: &Ctx, id: StepId) -> Exec {
-    let spec = spec(ctx)?;
+/// Remove the container and create it from the step's spec: its spec changed, or (`--force`)
+/// comfyprov did not create it.
+pub(super) fn recreate(env: &Env, id: StepId, container: &Container, guard: &Guard) -> Exec {
     block_on(async {
         let docker = docker(CHANGE_TIMEOUT).await?;
-        preflight(ctx, id, &docker, &spec).await?;
-        remove(ctx, &docker).await?;
-        let id = create_and_start(ctx, &docker, &spec).await?;
+        preflight(env, id, &docker, container, guard).await?;
+        remove(&docker, &container.name).await?;
+        let id = create_and_start(&docker, container).await?;
         Ok(Outcome::Done {
             detail: Some(format!("id {id}")),
         })
     })
 }
 
-/// `--force`: the container in the way was not made by comfyprov.
-pub(super) fn replace(ctx: &Ctx, id: StepId) -> Exec {
-    recreate(ctx, id)
-}
-
-pub(super) fn restart(ctx: &Ctx) -> Exec {
+pub(super) fn restart(env: &Env, name: &str, guard: &Guard) -> Exec {
     block_on(async {
         let docker = docker(CHANGE_TIMEOUT).await?;
-        password_gate(ctx)?;
+        password_gate(env, guard)?;
         docker
             .restart_container(
-                &ctx.desired.project,
+                name,
                 Some(RestartContainerOptions {
                     t: Some(STOP_TIMEOUT),
                     ..Default::default()

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, Repository};
 
-use super::{Ctx, Failure};
+use super::{Env, StepError};
 use crate::manifest::Rev;
 use crate::observe::workspace::resolve;
 use crate::report::{Progress, StepId};
@@ -35,27 +35,27 @@ enum FetchError {
     /// The remote does not have it, or will not serve it (e.g. a commit no ref names).
     Missing,
     /// Anything else: network, authentication, disk.
-    Failed(Failure),
+    Failed(StepError),
 }
 
 /// Bring the commit `rev` names into `repo` and return it.
 pub(super) fn fetch_pin(
-    ctx: &Ctx,
+    env: &Env,
     id: StepId,
     repo: &Repository,
     url: &str,
     rev: &Rev,
-) -> Result<Oid, Failure> {
+) -> Result<Oid, StepError> {
     let shallow = !is_local(url);
     let fetch = |specs: &[String], depth1: bool| -> Result<(), FetchError> {
         if is_local(url) {
-            libgit2_fetch(ctx, id, repo, url, specs)
+            libgit2_fetch(env, id, repo, url, specs)
         } else {
-            cli_fetch(ctx, id, repo, url, specs, depth1)
+            cli_fetch(env, id, repo, url, specs, depth1)
         }
     };
     let unknown = |what: String| {
-        Failure::new(what)
+        StepError::new(what)
             .help("check `rev` in the manifest: a commit id (preferred), a tag or a branch")
     };
     let found = |rev: &Rev| resolve(repo, rev).and_then(|h| Oid::from_str(&h).ok());
@@ -110,7 +110,7 @@ pub(super) fn fetch_pin(
 }
 
 /// A libgit2 error as a step failure.
-pub(super) fn git_failure(e: &git2::Error) -> Failure {
+pub(super) fn git_failure(e: &git2::Error) -> StepError {
     let msg = e.message().trim_end_matches('.').to_owned();
     let network = matches!(
         e.class(),
@@ -119,7 +119,7 @@ pub(super) fn git_failure(e: &git2::Error) -> Failure {
             | git2::ErrorClass::Http
             | git2::ErrorClass::Ssh
     );
-    let f = Failure::new(msg);
+    let f = StepError::new(msg);
     if network {
         f.help(NETWORK_HELP)
     } else if e.class() == git2::ErrorClass::Os {
@@ -130,7 +130,7 @@ pub(super) fn git_failure(e: &git2::Error) -> Failure {
 }
 
 fn libgit2_fetch(
-    ctx: &Ctx,
+    env: &Env,
     id: StepId,
     repo: &Repository,
     url: &str,
@@ -141,7 +141,7 @@ fn libgit2_fetch(
         .map_err(|e| FetchError::Failed(git_failure(&e)))?;
     let mut cb = RemoteCallbacks::new();
     cb.transfer_progress(|p| {
-        ctx.reporter.on_progress(
+        env.reporter.on_progress(
             id,
             Progress::Transfer {
                 received_objects: p.received_objects(),
@@ -160,7 +160,7 @@ fn libgit2_fetch(
 
 /// `git fetch` into `repo`, reporting the progress git prints.
 fn cli_fetch(
-    ctx: &Ctx,
+    env: &Env,
     id: StepId,
     repo: &Repository,
     url: &str,
@@ -197,7 +197,7 @@ fn cli_fetch(
     }
     let mut child = cmd.spawn().map_err(|e| {
         FetchError::Failed(
-            Failure::new(format!("cannot run `git`: {e}"))
+            StepError::new(format!("cannot run `git`: {e}"))
                 .help("apply fetches network remotes with the git command: install git"),
         )
     })?;
@@ -212,7 +212,7 @@ fn cli_fetch(
                 let line = String::from_utf8_lossy(&buf).into_owned();
                 buf.clear();
                 if let Some(p) = parse_progress(&line) {
-                    ctx.reporter.on_progress(id, p);
+                    env.reporter.on_progress(id, p);
                 } else if !line.trim().is_empty() {
                     tail.push(line);
                     if tail.len() > 20 {
@@ -226,7 +226,7 @@ fn cli_fetch(
     }
     let status = child
         .wait()
-        .map_err(|e| FetchError::Failed(Failure::new(format!("`git fetch` failed: {e}"))))?;
+        .map_err(|e| FetchError::Failed(StepError::new(format!("`git fetch` failed: {e}"))))?;
     if status.success() {
         return Ok(());
     }
@@ -260,7 +260,7 @@ fn cli_fetch(
                 .join(" ")
         })
         .unwrap_or_else(|| format!("`git fetch` exited with {status}"));
-    Err(FetchError::Failed(Failure::new(cause).help(NETWORK_HELP)))
+    Err(FetchError::Failed(StepError::new(cause).help(NETWORK_HELP)))
 }
 
 /// `Receiving objects:  45% (450/1000), 1.20 MiB | 2.00 MiB/s` → a transfer event.

@@ -10,7 +10,7 @@ use git2::build::CheckoutBuilder;
 use git2::{Oid, Repository};
 
 use super::fetch::{fetch_pin, git_failure};
-use super::{Ctx, Exec, Failure};
+use super::{Env, Exec, StepError};
 use crate::fsutil::{rename_noreplace, sync_dir, temp_name, utc_compact};
 use crate::manifest::Rev;
 use crate::observe::DirState;
@@ -22,12 +22,12 @@ use crate::report::{Outcome, Progress, StepId};
 /// Check out `oid` (detached) in `repo`. `force` for a fresh clone; otherwise safe, so that
 /// nothing in the working tree is overwritten.
 fn checkout_commit(
-    ctx: &Ctx,
+    env: &Env,
     id: StepId,
     repo: &Repository,
     oid: Oid,
     force: bool,
-) -> Result<(), Failure> {
+) -> Result<(), StepError> {
     let commit = repo.find_commit(oid).map_err(|e| git_failure(&e))?;
     let mut co = CheckoutBuilder::new();
     if force {
@@ -36,7 +36,7 @@ fn checkout_commit(
         co.safe();
     }
     co.progress(|_, done, total| {
-        ctx.reporter
+        env.reporter
             .on_progress(id, Progress::Checkout { done, total });
     });
     repo.checkout_tree(commit.as_object(), Some(&mut co))
@@ -72,8 +72,8 @@ fn already_at(path: &Path, url: &str, rev: &Rev, untracked: bool) -> Option<Stri
     }
 }
 
-pub(super) fn clone(ctx: &Ctx, id: StepId, target: &Target, url: &str, rev: &Rev) -> Exec {
-    let dest = ctx.path_of(target);
+pub(super) fn clone(env: &Env, id: StepId, target: &Target, url: &str, rev: &Rev) -> Exec {
+    let dest = env.path_of(target);
     let untracked = matches!(target, Target::Node(_));
     if std::fs::symlink_metadata(&dest).is_ok() {
         if let Some(head) = already_at(&dest, url, rev, untracked) {
@@ -81,7 +81,7 @@ pub(super) fn clone(ctx: &Ctx, id: StepId, target: &Target, url: &str, rev: &Rev
                 why: format!("{} is already at {}", target.shown(), short(&head)),
             });
         }
-        return Err(Failure::new(format!(
+        return Err(StepError::new(format!(
             "{} appeared after the plan was made",
             target.shown()
         ))
@@ -96,9 +96,9 @@ pub(super) fn clone(ctx: &Ctx, id: StepId, target: &Target, url: &str, rev: &Rev
     let made = (|| {
         let repo = Repository::init(&tmp).map_err(|e| git_failure(&e))?;
         repo.remote("origin", url).map_err(|e| git_failure(&e))?;
-        let oid = fetch_pin(ctx, id, &repo, url, rev)?;
-        checkout_commit(ctx, id, &repo, oid, true)?;
-        Ok::<Oid, Failure>(oid)
+        let oid = fetch_pin(env, id, &repo, url, rev)?;
+        checkout_commit(env, id, &repo, oid, true)?;
+        Ok::<Oid, StepError>(oid)
     })();
     let oid = match made {
         Ok(oid) => oid,
@@ -117,14 +117,8 @@ pub(super) fn clone(ctx: &Ctx, id: StepId, target: &Target, url: &str, rev: &Rev
     })
 }
 
-pub(super) fn checkout(ctx: &Ctx, id: StepId, target: &Target, rev: &Rev) -> Exec {
-    let path = ctx.path_of(target);
-    let Some(src) = ctx.source_of(target) else {
-        return Err(Failure::new(format!(
-            "{} is not in the manifest",
-            target.shown()
-        )));
-    };
+pub(super) fn checkout(env: &Env, id: StepId, target: &Target, url: &str, rev: &Rev) -> Exec {
+    let path = env.path_of(target);
     let untracked = matches!(target, Target::Node(_));
     // The precondition the plan saw: a clean checkout of the same repository.
     match inspect(&path, Some(rev), untracked) {
@@ -132,17 +126,17 @@ pub(super) fn checkout(ctx: &Ctx, id: StepId, target: &Target, rev: &Rev) -> Exe
             if !c
                 .origin
                 .as_deref()
-                .is_some_and(|o| crate::plan::same_repo(o, &src.url))
+                .is_some_and(|o| crate::plan::same_repo(o, url))
             {
-                return Err(Failure::new(format!(
+                return Err(StepError::new(format!(
                     "{} is no longer a checkout of {}",
                     target.shown(),
-                    src.url
+                    url
                 ))
                 .help("run `comfyprov plan` again"));
             }
             if let Some(d) = c.dirty {
-                return Err(Failure::new(format!(
+                return Err(StepError::new(format!(
                     "{} has local changes now ({})",
                     target.shown(),
                     d.sample.join(", ")
@@ -158,17 +152,18 @@ pub(super) fn checkout(ctx: &Ctx, id: StepId, target: &Target, rev: &Rev) -> Exe
             }
         }
         DirState::Missing => {
-            return Err(Failure::new(format!("{} is gone", target.shown()))
+            return Err(StepError::new(format!("{} is gone", target.shown()))
                 .help("run `comfyprov plan` again"));
         }
         DirState::NotGit => {
-            return Err(
-                Failure::new(format!("{} is not a git checkout any more", target.shown()))
-                    .help("run `comfyprov plan` again"),
-            );
+            return Err(StepError::new(format!(
+                "{} is not a git checkout any more",
+                target.shown()
+            ))
+            .help("run `comfyprov plan` again"));
         }
         DirState::Unreadable { error } => {
-            return Err(Failure::new(format!(
+            return Err(StepError::new(format!(
                 "{} cannot be inspected: {error}",
                 target.shown()
             )));
@@ -177,17 +172,17 @@ pub(super) fn checkout(ctx: &Ctx, id: StepId, target: &Target, rev: &Rev) -> Exe
     let repo = open_repo(&path).map_err(|e| git_failure(&e))?;
     let oid = match resolve(&repo, rev).and_then(|h| Oid::from_str(&h).ok()) {
         Some(oid) if repo.find_commit(oid).is_ok() => oid,
-        _ => fetch_pin(ctx, id, &repo, &src.url, rev)?,
+        _ => fetch_pin(env, id, &repo, url, rev)?,
     };
-    checkout_commit(ctx, id, &repo, oid, false)?;
+    checkout_commit(env, id, &repo, oid, false)?;
     Ok(Outcome::Done {
         detail: Some(resolved_detail(rev, oid)),
     })
 }
 
 /// `--force`: keep the directory aside as `<dir>.<timestamp>.disabled`, then clone afresh.
-pub(super) fn replace(ctx: &Ctx, id: StepId, target: &Target, url: &str, rev: &Rev) -> Exec {
-    let path = ctx.path_of(target);
+pub(super) fn replace(env: &Env, id: StepId, target: &Target, url: &str, rev: &Rev) -> Exec {
+    let path = env.path_of(target);
     let untracked = matches!(target, Target::Node(_));
     if let Some(head) = already_at(&path, url, rev, untracked) {
         return Ok(Outcome::AlreadyDone {
@@ -199,11 +194,11 @@ pub(super) fn replace(ctx: &Ctx, id: StepId, target: &Target, url: &str, rev: &R
         });
     }
     let aside = if std::fs::symlink_metadata(&path).is_ok() {
-        Some(move_aside(ctx, &path)?)
+        Some(move_aside(env, &path)?)
     } else {
         None
     };
-    let outcome = clone(ctx, id, target, url, rev)?;
+    let outcome = clone(env, id, target, url, rev)?;
     Ok(match (outcome, aside) {
         (Outcome::Done { detail }, Some(aside)) => Outcome::Done {
             detail: Some(format!(
@@ -216,13 +211,13 @@ pub(super) fn replace(ctx: &Ctx, id: StepId, target: &Target, url: &str, rev: &R
 }
 
 /// Rename `path` to `<name>.<timestamp>.disabled` beside it; returns the new name.
-fn move_aside(ctx: &Ctx, path: &Path) -> Result<String, Failure> {
+fn move_aside(env: &Env, path: &Path) -> Result<String, StepError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let parent = path.parent().unwrap_or(Path::new("."));
-    let stamp = utc_compact(ctx.now);
+    let stamp = utc_compact(env.now);
     for n in 1.. {
         let aside = if n == 1 {
             format!("{name}.{stamp}.disabled")
@@ -235,15 +230,15 @@ fn move_aside(ctx: &Ctx, path: &Path) -> Result<String, Failure> {
                 return Ok(aside);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(StepError::io("cannot move aside", path, e)),
         }
     }
     unreachable!("an unbounded loop returns from inside")
 }
 
 /// Rename `<name>.disabled` back to `<name>`.
-pub(super) fn enable(ctx: &Ctx, node: &str, from: &str) -> Exec {
-    let dir = ctx.custom_nodes();
+pub(super) fn enable(env: &Env, node: &str, from: &str) -> Exec {
+    let dir = env.custom_nodes();
     let (src, dest) = (dir.join(from), dir.join(node));
     if !src.exists() && dest.exists() {
         return Ok(Outcome::AlreadyDone {
@@ -252,12 +247,12 @@ pub(super) fn enable(ctx: &Ctx, node: &str, from: &str) -> Exec {
     }
     rename_noreplace(&src, &dest).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Failure::new(format!(
+            StepError::new(format!(
                 "custom_nodes/{node} appeared after the plan was made"
             ))
             .help("run `comfyprov plan` again")
         } else {
-            e.into()
+            StepError::io("cannot rename", &src, e)
         }
     })?;
     sync_dir(&dir);
@@ -265,8 +260,8 @@ pub(super) fn enable(ctx: &Ctx, node: &str, from: &str) -> Exec {
 }
 
 /// Rename `<dir>` to `<dir>.disabled` (or `<dir>.<timestamp>.disabled` when that is taken).
-pub(super) fn disable(ctx: &Ctx, dir: &str) -> Exec {
-    let parent = ctx.custom_nodes();
+pub(super) fn disable(env: &Env, dir: &str) -> Exec {
+    let parent = env.custom_nodes();
     let path = parent.join(dir);
     if std::fs::symlink_metadata(&path).is_err() {
         return Ok(Outcome::AlreadyDone {
@@ -281,11 +276,11 @@ pub(super) fn disable(ctx: &Ctx, dir: &str) -> Exec {
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let aside = move_aside(ctx, &path)?;
+            let aside = move_aside(env, &path)?;
             Ok(Outcome::Done {
                 detail: Some(format!("now custom_nodes/{aside}")),
             })
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(StepError::io("cannot rename", &path, e)),
     }
 }

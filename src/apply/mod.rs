@@ -4,7 +4,7 @@
 //! moved since observation), so a rerun converges and a step whose work is already done says so
 //! instead of failing. Steps that touch different node directories run in parallel; everything
 //! else runs in order: the workspace, then `ComfyUI/`, then the nodes, then the password, then
-//! the compose file. A failed step stops only the steps that depend on it.
+//! the compose file, then the container. A failed step stops only the steps that depend on it.
 //!
 //! Nothing here decides *what* to do: that is the planner's job, and the plan `apply` prints is
 //! the plan it runs.
@@ -22,9 +22,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-use crate::manifest::{Desired, GitSource};
+use crate::manifest::Desired;
 use crate::observe::Observed;
-use crate::plan::{Action, Plan, Step, Target};
+use crate::plan::{Action, Phase, Plan, Step, Target};
 use crate::report::{Outcome, Reporter, StepId};
 
 /// Choices for one apply.
@@ -40,47 +40,10 @@ impl Default for Options {
     }
 }
 
-/// Why a step failed: the cause, and what the user can do about it.
-#[derive(Debug)]
-pub struct Failure {
-    pub cause: String,
-    pub help: Option<String>,
-}
-
-impl Failure {
-    pub fn new(cause: impl Into<String>) -> Self {
-        Failure {
-            cause: cause.into(),
-            help: None,
-        }
-    }
-
-    pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        let help = match e.kind() {
-            std::io::ErrorKind::PermissionDenied => {
-                Some("check the owner and permissions of the workspace".to_owned())
-            }
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-                Some("free some disk space and run apply again".to_owned())
-            }
-            _ => None,
-        };
-        Failure {
-            cause: e.to_string(),
-            help,
-        }
-    }
-}
+pub use crate::error::{ApplyError, StepError};
 
 /// What an executor returns.
-type Exec = Result<Outcome, Failure>;
+type Exec = Result<Outcome, StepError>;
 
 /// How one step ended, kept for the summary.
 #[derive(Debug, Clone)]
@@ -125,18 +88,33 @@ impl Report {
     }
 }
 
-/// What the executors share.
-struct Ctx<'a> {
-    desired: &'a Desired,
-    observed: &'a Observed,
-    reporter: &'a dyn Reporter,
+/// What the executors act on besides their step: where the workspace is, what observation saw
+/// that an executor must re-check, where progress goes, and one clock reading for the run.
+/// Never the manifest: a step carries everything else its executor needs.
+pub struct Env<'a> {
+    /// The workspace folder (absolute).
+    pub workspace: PathBuf,
+    /// The digest of `login/PASSWORD` when the plan was made (empty when it was missing): the
+    /// password executor re-checks a file that changed since instead of trusting the plan.
+    pub seen_password: String,
+    pub reporter: &'a dyn Reporter,
     /// One instant for the whole run: every directory moved aside gets the same timestamp.
-    now: SystemTime,
+    pub now: SystemTime,
 }
 
-impl Ctx<'_> {
+impl<'a> Env<'a> {
+    /// The environment for applying a plan made from `desired` and `observed`.
+    pub fn new(desired: &Desired, observed: &Observed, reporter: &'a dyn Reporter) -> Env<'a> {
+        Env {
+            workspace: desired.workspace.path.clone(),
+            seen_password: observed.password.digest.clone(),
+            reporter,
+            now: SystemTime::now(),
+        }
+    }
+
     fn comfyui(&self) -> PathBuf {
-        self.desired.workspace.path.join("ComfyUI")
+        self.workspace.join("ComfyUI")
     }
 
     fn custom_nodes(&self) -> PathBuf {
@@ -147,18 +125,6 @@ impl Ctx<'_> {
         match target {
             Target::ComfyUi => self.comfyui(),
             Target::Node(n) => self.custom_nodes().join(n),
-        }
-    }
-
-    fn source_of(&self, target: &Target) -> Option<&GitSource> {
-        match target {
-            Target::ComfyUi => self.desired.comfyui.as_ref(),
-            Target::Node(n) => self
-                .desired
-                .nodes
-                .iter()
-                .find(|s| &s.name == n)
-                .map(|s| &s.source),
         }
     }
 }
@@ -192,20 +158,10 @@ fn shown_path(desired: &Desired, path: &Path) -> String {
     format!("{}/{rel}", desired.workspace.shown.trim_end_matches('/'))
 }
 
-/// Run the plan's steps. `observed` is what the plan was made from.
-pub fn apply(
-    desired: &Desired,
-    observed: &Observed,
-    plan: &Plan,
-    opts: &Options,
-    reporter: &dyn Reporter,
-) -> Report {
-    let ctx = Ctx {
-        desired,
-        observed,
-        reporter,
-        now: SystemTime::now(),
-    };
+/// Run the plan's steps in phase order (see [`Action::phase`]): the workspace, `ComfyUI/`, the
+/// node directories (in parallel, each in order), the password, the compose file, the container.
+pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
+    let reporter = env.reporter;
     let outcomes: Vec<Mutex<Option<Outcome>>> =
         plan.steps.iter().map(|_| Mutex::new(None)).collect();
     let record = |id: StepId, outcome: Outcome| {
@@ -220,22 +176,6 @@ pub fn apply(
             .map(|o| matches!(*o, Some(Outcome::Failed { .. })))
             .unwrap_or(true)
     };
-
-    // Phases, in order. Indices into plan.steps.
-    let ids = |f: &dyn Fn(&Action) -> bool| -> Vec<StepId> {
-        (0..plan.steps.len())
-            .filter(|&i| f(&plan.steps[i].action))
-            .collect()
-    };
-    let workspace = ids(&|a| matches!(a, Action::CreateWorkspace { .. }));
-    let comfyui = ids(&|a| a.git_target() == Some(&Target::ComfyUi));
-    let nodes = ids(&|a| a.node_dir().is_some());
-    let rest = ids(&|a| {
-        !matches!(a, Action::CreateWorkspace { .. })
-            && a.git_target().is_none()
-            && a.node_dir().is_none()
-    });
-
     let run_one = |id: StepId, blocked_by: Option<&str>| {
         let step = &plan.steps[id];
         if let Some(why) = blocked_by {
@@ -248,14 +188,35 @@ pub fn apply(
             return;
         }
         reporter.on_step_start(id, step);
-        let outcome = match execute(&ctx, id, step) {
+        let outcome = match execute(env, id, step) {
             Ok(o) => o,
-            Err(f) => Outcome::Failed {
-                error: failure_message(step, &f),
+            Err(cause) => Outcome::Failed {
+                error: ApplyError::new(step, cause).message(),
             },
         };
         record(id, outcome);
     };
+
+    // Indices into plan.steps, per phase, in plan order.
+    let mut workspace = Vec::new();
+    let mut comfyui = Vec::new();
+    let mut groups: Vec<(&str, Vec<StepId>)> = Vec::new();
+    let mut password = Vec::new();
+    let mut compose = Vec::new();
+    let mut container = Vec::new();
+    for (id, step) in plan.steps.iter().enumerate() {
+        match step.action.phase() {
+            Phase::Workspace => workspace.push(id),
+            Phase::ComfyUi => comfyui.push(id),
+            Phase::Node(dir) => match groups.iter_mut().find(|(k, _)| *k == dir) {
+                Some((_, v)) => v.push(id),
+                None => groups.push((dir, vec![id])),
+            },
+            Phase::Password => password.push(id),
+            Phase::Compose => compose.push(id),
+            Phase::Container => container.push(id),
+        }
+    }
 
     for &id in &workspace {
         run_one(id, None);
@@ -267,30 +228,17 @@ pub fn apply(
             no_workspace.then_some("the workspace could not be created"),
         );
     }
-    let comfyui_missing = !ctx.comfyui().is_dir();
     let why_not = if no_workspace {
         Some("the workspace could not be created")
-    } else if comfyui_missing {
+    } else if !env.comfyui().is_dir() {
         Some("ComfyUI/ is not there")
     } else {
         None
     };
 
     // Node steps grouped by directory: one directory's steps in order, directories in parallel.
-    let mut groups: Vec<(String, Vec<StepId>)> = Vec::new();
-    for &id in &nodes {
-        let key = plan.steps[id]
-            .action
-            .node_dir()
-            .unwrap_or_default()
-            .to_owned();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(id),
-            None => groups.push((key, vec![id])),
-        }
-    }
     if !groups.is_empty() && why_not.is_none() {
-        let _ = std::fs::create_dir_all(ctx.custom_nodes());
+        let _ = std::fs::create_dir_all(env.custom_nodes());
     }
     let next = AtomicUsize::new(0);
     let workers = opts.jobs.max(1).min(groups.len());
@@ -313,30 +261,23 @@ pub fn apply(
     });
 
     // The password steps build on each other (generate, write, move, chmod): stop at a failure.
-    // The container step comes last and checks PASSWORD itself before starting anything.
-    // The container steps after a failed create, start or recreate have no server to act on.
     let mut stop: Option<String> = why_not.map(str::to_owned);
-    let mut no_server: Option<String> = None;
-    for &id in &rest {
-        let action = &plan.steps[id].action;
-        let is_password = !matches!(action, Action::RenderCompose { .. }) && !action.is_container();
-        let lifecycle = action.is_container()
-            && !matches!(
-                action,
-                Action::InstallRequirements { .. } | Action::RestartContainer { .. }
-            );
-        let gate = if is_password {
-            stop.as_deref()
-        } else if action.is_container() {
-            no_server.as_deref()
-        } else {
-            None
-        };
-        run_one(id, gate);
-        if is_password && stop.is_none() && failed(id) {
+    for &id in &password {
+        run_one(id, stop.as_deref());
+        if stop.is_none() && failed(id) {
             stop = Some("the password step before it failed".to_owned());
         }
-        if lifecycle && failed(id) {
+    }
+    for &id in &compose {
+        run_one(id, None);
+    }
+    // The container steps check PASSWORD themselves before starting anything; those after a
+    // failed create, start or recreate have no server to act on.
+    let mut no_server: Option<String> = None;
+    for &id in &container {
+        let action = &plan.steps[id].action;
+        run_one(id, no_server.as_deref());
+        if action.starts_server() && failed(id) {
             no_server = Some(format!("`{}` failed", action.describe()));
         }
     }
@@ -355,49 +296,50 @@ pub fn apply(
     Report { results }
 }
 
-/// `failed to clone ComfyUI-Login @ 6910925: <cause>` with the help on its own line.
-fn failure_message(step: &Step, f: &Failure) -> String {
-    let mut msg = format!(
-        "failed to {}\n  caused by: {}",
-        step.action.describe(),
-        f.cause
-    );
-    if let Some(h) = &f.help {
-        msg.push_str("\n  help: ");
-        msg.push_str(h);
-    }
-    msg
-}
-
-/// The one place that maps a step kind to its executor.
-fn execute(ctx: &Ctx, id: StepId, step: &Step) -> Exec {
+/// The one place that maps a step kind to its executor. Each executor gets the step's own
+/// payload and the environment, nothing else.
+fn execute(env: &Env, id: StepId, step: &Step) -> Exec {
     match &step.action {
         Action::CreateWorkspace { .. } => {
-            std::fs::create_dir_all(&ctx.desired.workspace.path)?;
+            std::fs::create_dir_all(&env.workspace)
+                .map_err(|e| StepError::io("cannot create", &env.workspace, e))?;
             Ok(Outcome::Done { detail: None })
         }
-        Action::Clone { target, url, rev } => git::clone(ctx, id, target, url, rev),
-        Action::Checkout { target, rev, .. } => git::checkout(ctx, id, target, rev),
+        Action::Clone { target, url, rev } => git::clone(env, id, target, url, rev),
+        Action::Checkout {
+            target, url, rev, ..
+        } => git::checkout(env, id, target, url, rev),
         Action::Replace {
             target, url, rev, ..
-        } => git::replace(ctx, id, target, url, rev),
-        Action::Enable { node, from } => git::enable(ctx, node, from),
-        Action::Disable { dir } => git::disable(ctx, dir),
-        Action::GeneratePassword { .. } => password::generate(ctx),
-        Action::WritePassword { new_hash, .. } => password::write(ctx, *new_hash),
-        Action::MoveLegacyPassword => password::move_legacy(ctx),
-        Action::RemoveLegacyPassword => password::remove_legacy(ctx),
-        Action::FixPasswordMode { .. } => password::fix_mode(ctx),
-        Action::RenderCompose { .. } => compose::render(ctx),
+        } => git::replace(env, id, target, url, rev),
+        Action::Enable { node, from } => git::enable(env, node, from),
+        Action::Disable { dir } => git::disable(env, dir),
+        Action::GeneratePassword { file } => password::generate(file),
+        Action::WritePassword {
+            new_hash, login, ..
+        } => password::write(env, *new_hash, login),
+        Action::MoveLegacyPassword => password::move_legacy(env),
+        Action::RemoveLegacyPassword => password::remove_legacy(env),
+        Action::FixPasswordMode { .. } => password::fix_mode(env),
+        Action::RenderCompose { file, content, .. } => compose::write(file, content),
         Action::Refuse { .. } => Ok(Outcome::Left {
-            why: step.reasons.join("; "),
+            why: crate::plan::display::joined(&step.reasons),
         }),
-        Action::Blocked { help, .. } => Ok(Outcome::Left { why: help.clone() }),
-        Action::CreateContainer { .. } => container::create(ctx, id),
-        Action::StartContainer { .. } => container::start(ctx),
-        Action::RecreateContainer { .. } => container::recreate(ctx, id),
-        Action::RestartContainer { .. } => container::restart(ctx),
-        Action::ReplaceContainer { .. } => container::replace(ctx, id),
-        Action::InstallRequirements { node } => requirements::install(ctx, node),
+        Action::Blocked { blocker } => Ok(Outcome::Left {
+            why: blocker.help(),
+        }),
+        Action::CreateContainer { container, guard } => {
+            container::create(env, id, container, guard)
+        }
+        Action::StartContainer { name, guard, .. } => container::start(env, name, guard),
+        Action::RecreateContainer {
+            container, guard, ..
+        } => container::recreate(env, id, container, guard),
+        Action::RestartContainer { name, guard } => container::restart(env, name, guard),
+        Action::InstallRequirements {
+            node,
+            container,
+            python,
+        } => requirements::install(env, node, container, python),
     }
 }

@@ -9,9 +9,9 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
-use super::{Ctx, Exec, Failure};
+use super::{Env, Exec, StepError};
 use crate::fsutil::{rename_noreplace, sync_dir, write_atomic};
-use crate::manifest::{AuthSpec, LoginSpec, SecretSource, validate::BCRYPT_MAX_PASSWORD};
+use crate::manifest::{LoginSpec, ManifestPath, validate::BCRYPT_MAX_PASSWORD};
 use crate::observe::login::{
     SecretValue, count_bcrypt, read_secret, remember_verified, verify_password,
 };
@@ -24,28 +24,21 @@ const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 /// 32 characters of 62: about 190 bits.
 const GENERATED_LEN: usize = 32;
 
-fn login<'a>(ctx: &Ctx<'a>) -> Result<&'a LoginSpec, Failure> {
-    match &ctx.desired.auth {
-        AuthSpec::Login(l) => Ok(l),
-        AuthSpec::None { .. } => Err(Failure::new("auth.mode is none")),
-    }
+fn login_dir(env: &Env) -> PathBuf {
+    env.comfyui().join("login")
 }
 
-fn login_dir(ctx: &Ctx) -> PathBuf {
-    ctx.comfyui().join("login")
-}
-
-fn password_path(ctx: &Ctx) -> PathBuf {
-    login_dir(ctx).join("PASSWORD")
+fn password_path(env: &Env) -> PathBuf {
+    login_dir(env).join("PASSWORD")
 }
 
 /// A strong random password, by rejection sampling so every character is equally likely.
-fn random_password() -> Result<Vec<u8>, Failure> {
+fn random_password() -> Result<Vec<u8>, StepError> {
     let mut out = Vec::with_capacity(GENERATED_LEN);
     let mut buf = [0u8; 64];
     while out.len() < GENERATED_LEN {
         getrandom::fill(&mut buf)
-            .map_err(|e| Failure::new(format!("no randomness from the OS: {e}")))?;
+            .map_err(|e| StepError::new(format!("no randomness from the OS: {e}")))?;
         // 248 = 4 × 62: bytes at or above it would favour the first characters.
         out.extend(
             buf.iter()
@@ -59,11 +52,7 @@ fn random_password() -> Result<Vec<u8>, Failure> {
 
 /// Generate the password file: written in full to a temp file (0600), then linked into place, so
 /// it is never half-written and never replaces a file that appeared meanwhile.
-pub(super) fn generate(ctx: &Ctx) -> Exec {
-    let login = login(ctx)?;
-    let SecretSource::PasswordFile(file) = &login.secret else {
-        return Err(Failure::new("only a password_file can be generated"));
-    };
+pub(super) fn generate(file: &ManifestPath) -> Exec {
     let path = &file.path;
     if path.exists() {
         return Ok(Outcome::AlreadyDone {
@@ -114,12 +103,11 @@ fn hash_line(content: &[u8]) -> &[u8] {
 
 /// Write `login/PASSWORD` as `hash\nusername`. With `new_hash`, line 1 becomes a fresh hash of
 /// the secret (or the ready hash) unless the file verifies by now; without, line 1 is kept.
-pub(super) fn write(ctx: &Ctx, new_hash: bool) -> Exec {
-    let login = login(ctx)?;
-    let path = password_path(ctx);
+pub(super) fn write(env: &Env, new_hash: bool, login: &LoginSpec) -> Exec {
+    let path = password_path(env);
     let (_, value, identity) = read_secret(&login.secret);
     let Some(value) = value else {
-        return Err(Failure::new(format!(
+        return Err(StepError::new(format!(
             "the secret {} cannot be read",
             login.secret.shown()
         ))
@@ -136,7 +124,7 @@ pub(super) fn write(ctx: &Ctx, new_hash: bool) -> Exec {
     let changed_since_plan = current
         .as_deref()
         .map(sha256_hex)
-        .is_some_and(|d| d != ctx.observed.password.digest);
+        .is_some_and(|d| d != env.seen_password);
     let current_verifies = parse_bcrypt_hash(current_hash).is_some()
         && (!new_hash || (changed_since_plan && verifies(&value, current_hash)));
 
@@ -144,7 +132,7 @@ pub(super) fn write(ctx: &Ctx, new_hash: bool) -> Exec {
         current_hash.to_vec()
     } else if !new_hash {
         return Err(
-            Failure::new("line 1 of login/PASSWORD is no longer a bcrypt hash")
+            StepError::new("line 1 of login/PASSWORD is no longer a bcrypt hash")
                 .help("run `comfyprov plan` again"),
         );
     } else {
@@ -152,13 +140,13 @@ pub(super) fn write(ctx: &Ctx, new_hash: bool) -> Exec {
             SecretValue::Hash(h) => h.expose().to_vec(),
             SecretValue::Password(pw) => {
                 if pw.expose().len() > BCRYPT_MAX_PASSWORD {
-                    return Err(Failure::new(format!(
+                    return Err(StepError::new(format!(
                         "the password is longer than {BCRYPT_MAX_PASSWORD} bytes, which bcrypt would truncate"
                     )));
                 }
                 count_bcrypt();
                 bcrypt::hash(pw.expose(), login.bcrypt_cost)
-                    .map_err(|e| Failure::new(format!("bcrypt failed: {e}")))?
+                    .map_err(|e| StepError::new(format!("bcrypt failed: {e}")))?
                     .into_bytes()
             }
         }
@@ -173,10 +161,10 @@ pub(super) fn write(ctx: &Ctx, new_hash: bool) -> Exec {
             why: "login/PASSWORD already matches".to_owned(),
         });
     }
-    create_login_dir(ctx)?;
+    create_login_dir(env)?;
     write_atomic(&path, &content, 0o600)?;
     if let Some(id) = identity {
-        remember_verified(&ctx.desired.workspace.path, &id, &sha256_hex(&content));
+        remember_verified(&env.workspace, &id, &sha256_hex(&content));
     }
     let detail = if current_verifies {
         "hash kept (the token did not change)"
@@ -195,34 +183,34 @@ fn verifies(value: &SecretValue, hash: &[u8]) -> bool {
     }
 }
 
-fn create_login_dir(ctx: &Ctx) -> std::io::Result<()> {
+fn create_login_dir(env: &Env) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
-        .create(login_dir(ctx))
+        .create(login_dir(env))
 }
 
 /// Move `ComfyUI/PASSWORD` to `login/PASSWORD`, as ComfyUI-Login itself would at start. Its hash,
 /// the clients' token, is kept.
-pub(super) fn move_legacy(ctx: &Ctx) -> Exec {
-    let legacy = ctx.comfyui().join("PASSWORD");
-    let path = password_path(ctx);
+pub(super) fn move_legacy(env: &Env) -> Exec {
+    let legacy = env.comfyui().join("PASSWORD");
+    let path = password_path(env);
     if !legacy.exists() && path.exists() {
         return Ok(Outcome::AlreadyDone {
             why: "login/PASSWORD is there and the legacy file is gone".to_owned(),
         });
     }
-    create_login_dir(ctx)?;
+    create_login_dir(env)?;
     rename_noreplace(&legacy, &path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Failure::new("login/PASSWORD appeared after the plan was made")
+            StepError::new("login/PASSWORD appeared after the plan was made")
                 .help("run `comfyprov plan` again")
         } else {
             e.into()
         }
     })?;
-    sync_dir(&login_dir(ctx));
-    sync_dir(&ctx.comfyui());
+    sync_dir(&login_dir(env));
+    sync_dir(&env.comfyui());
     Ok(Outcome::Done {
         detail: Some("token kept".to_owned()),
     })
@@ -230,11 +218,11 @@ pub(super) fn move_legacy(ctx: &Ctx) -> Exec {
 
 /// Remove the legacy `ComfyUI/PASSWORD`: ComfyUI-Login would move it over `login/PASSWORD` at
 /// its next start.
-pub(super) fn remove_legacy(ctx: &Ctx) -> Exec {
-    let legacy = ctx.comfyui().join("PASSWORD");
+pub(super) fn remove_legacy(env: &Env) -> Exec {
+    let legacy = env.comfyui().join("PASSWORD");
     match std::fs::remove_file(&legacy) {
         Ok(()) => {
-            sync_dir(&ctx.comfyui());
+            sync_dir(&env.comfyui());
             Ok(Outcome::Done { detail: None })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Outcome::AlreadyDone {
@@ -245,8 +233,8 @@ pub(super) fn remove_legacy(ctx: &Ctx) -> Exec {
 }
 
 /// `chmod 600 login/PASSWORD`.
-pub(super) fn fix_mode(ctx: &Ctx) -> Exec {
-    let path = password_path(ctx);
+pub(super) fn fix_mode(env: &Env) -> Exec {
+    let path = password_path(env);
     let mode = std::fs::metadata(&path)?.permissions().mode() & 0o7777;
     if mode == 0o600 {
         return Ok(Outcome::AlreadyDone {

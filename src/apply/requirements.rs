@@ -10,10 +10,10 @@ use bollard::models::ExecConfig;
 use futures_util::StreamExt;
 
 use super::container::{api, block_on, docker};
-use super::{Ctx, Exec, Failure};
+use super::{Env, Exec, StepError};
 use crate::observe::container::inspect;
-use crate::observe::requirements::{Installed, Record, record_path};
-use crate::render::compose::CONTAINER_ROOT;
+use crate::observe::requirements::{Installed, record_path};
+use crate::render::CONTAINER_ROOT;
 use crate::report::Outcome;
 
 /// pip may build wheels for minutes; a whole install gets an hour.
@@ -21,8 +21,8 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Lines of pip's output shown when it fails.
 const TAIL: usize = 15;
 
-pub(super) fn install(ctx: &Ctx, node: &str) -> Exec {
-    let file = ctx.custom_nodes().join(node).join("requirements.txt");
+pub(super) fn install(env: &Env, node: &str, name: &str, python: &str) -> Exec {
+    let file = env.custom_nodes().join(node).join("requirements.txt");
     let bytes = match std::fs::read(&file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -30,39 +30,32 @@ pub(super) fn install(ctx: &Ctx, node: &str) -> Exec {
                 why: format!("custom_nodes/{node} has no requirements.txt"),
             });
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(StepError::io("cannot read", &file, e)),
     };
     let sha256 = crate::observe::sha256_hex(&bytes);
-    let python = ctx
-        .desired
-        .container
-        .as_ref()
-        .map(|c| c.python.clone())
-        .ok_or_else(|| Failure::new("the manifest has no [container]"))?;
-    let ws = &ctx.desired.workspace.path;
-    let name = &ctx.desired.project;
+    let ws = &env.workspace;
     block_on(async {
         let docker = docker(INSTALL_TIMEOUT).await?;
         let info = inspect(&docker, name)
             .await
-            .map_err(Failure::new)?
-            .ok_or_else(|| Failure::new(format!("container {name} does not exist")))?;
+            .map_err(|e| StepError::new(e.to_string()))?
+            .ok_or_else(|| StepError::new(format!("container {name} does not exist")))?;
         // Under apply's lock, and installs run one at a time: this record is current.
-        let mut record = Record::load(ws);
-        if record.holds(node, &sha256, &python, Some(&info.id)) {
+        let mut record = crate::observe::requirements::load_record(ws);
+        if record.holds(node, &sha256, python, Some(&info.id)) {
             return Ok(Outcome::AlreadyDone {
                 why: "this requirements.txt is installed".to_owned(),
             });
         }
-        if !info.running() {
-            return Err(Failure::new(format!(
+        if info.liveness() == comfyprov_core::observed::Liveness::Stopped {
+            return Err(StepError::new(format!(
                 "container {name} is {}: requirements install into a running container",
                 info.status
             )));
         }
         let target = format!("{CONTAINER_ROOT}/custom_nodes/{node}/requirements.txt");
         let cmd = vec![
-            python.clone(),
+            python.to_owned(),
             "-m".into(),
             "pip".into(),
             "install".into(),
@@ -101,7 +94,7 @@ pub(super) fn install(ctx: &Ctx, node: &str) -> Exec {
         if code != Some(0) {
             let lines: Vec<&str> = log.trim_end().lines().collect();
             let tail = &lines[lines.len().saturating_sub(TAIL)..];
-            return Err(Failure::new(format!(
+            return Err(StepError::new(format!(
                 "`{python} -m pip install -r custom_nodes/{node}/requirements.txt` exited with {}; its last lines:\n    {}",
                 code.map_or_else(|| "no code".to_owned(), |c| c.to_string()),
                 tail.join("\n    ")
@@ -112,17 +105,18 @@ pub(super) fn install(ctx: &Ctx, node: &str) -> Exec {
             node.to_owned(),
             Installed {
                 sha256,
-                python: python.clone(),
+                python: python.to_owned(),
                 container: info.id.clone(),
             },
         );
+        // pip succeeded: from here a failure is the record's, not the install's.
         let path = record_path(ws);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let json = serde_json::to_vec_pretty(&record)
-            .map_err(|e| Failure::new(format!("cannot serialise the record: {e}")))?;
-        crate::fsutil::write_atomic(&path, &json, 0o644)?;
+            .map_err(|e| StepError::new(format!("cannot serialise the record: {e}")))?;
+        path.parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| crate::fsutil::write_atomic(&path, &json, 0o644))
+            .map_err(|e| StepError::record(&path, e))?;
         let installed = log
             .lines()
             .rev()

@@ -8,9 +8,10 @@ use miette::{Diagnostic, IntoDiagnostic, WrapErr};
 
 use super::reporter::{Bars, Lines};
 use super::{Cli, EXIT_ERROR, EXIT_OK, Ui, emit, parse_seconds};
-use crate::apply::{self, Report, lock};
+use crate::apply::{self, lock};
 use crate::manifest::Desired;
-use crate::plan::{Options, Plan, display};
+use crate::ops;
+use crate::plan::{Options, Phase, display};
 use crate::report::{Outcome, Reporter, Silent};
 
 #[derive(Debug, clap::Args)]
@@ -106,10 +107,10 @@ fn read_saved(path: &Path, manifest_sha256: &str) -> Result<Saved, SavedPlanErro
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
-    let (desired, manifest_sha256) =
-        crate::manifest::load_with_digest(&cli.manifest).map_err(miette::Report::new)?;
+    let loaded = ops::load(&cli.manifest).map_err(miette::Report::new)?;
+    let desired = &loaded.desired;
     let saved = match &args.plan_file {
-        Some(p) => Some(read_saved(p, &manifest_sha256)?),
+        Some(p) => Some(read_saved(p, &loaded.sha256)?),
         None => None,
     };
     let plan_opts = Options {
@@ -131,42 +132,27 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
             "took over the lock of an apply that did not finish ({h})"
         ));
     }
-    for dir in apply::sweep_leftovers(&desired) {
+    for dir in apply::sweep_leftovers(desired) {
         ui.info(&format!(
             "removed {dir}: a partial clone left by an interrupted apply"
         ));
     }
 
-    let observed = crate::observe::observe(&desired);
-    let plan = crate::plan::plan(&desired, &observed, &plan_opts);
+    let planned = ops::plan(desired, &plan_opts);
     let manifest = cli.manifest.display().to_string();
     if let Some(saved) = &saved {
-        let now = display::json(&plan, &manifest, &desired.project, &observed.fingerprint());
-        let what = if saved.doc["observed_fingerprint"] != now["observed_fingerprint"] {
-            Some("the workspace")
-        } else if saved.doc["steps"] != now["steps"] {
-            Some("the plan")
-        } else {
-            None
-        };
-        if let Some(what) = what {
-            return Err(SavedPlanError::Stale {
-                path: saved.path.clone(),
-                what: what.to_owned(),
-            }
-            .into());
-        }
+        check_saved(saved, &planned, &manifest, &desired.project)?;
     }
 
     let title = format!("{} ({manifest})", desired.project);
-    emit(&display::render(&plan, &title, ui.color_out))?;
-    if !plan.has_changes() {
+    emit(&display::render(&planned.plan, &title, ui.color_out))?;
+    if !planned.plan.has_changes() {
         bcrypt_detail(ui);
         drop(lock);
-        return verify_after(ui, args, &desired, plan_opts.workspace_only);
+        return verify_after(ui, args, desired, plan_opts.workspace_only);
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !args.yes && saved.is_none() && interactive && !confirm(plan.steps.len())? {
+    if !args.yes && saved.is_none() && interactive && !confirm(planned.plan.steps.len())? {
         eprintln!("nothing was changed");
         return Ok(EXIT_ERROR);
     }
@@ -181,43 +167,43 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
     let opts = apply::Options {
         jobs: usize::from(args.jobs),
     };
-    let report = apply::apply(&desired, &observed, &plan, &opts, reporter.as_ref());
+    let applied = ops::apply(desired, &planned, &plan_opts, &opts, reporter.as_ref());
     drop(reporter);
-
-    // Look again: the summary says whether reality now matches, not whether steps ran.
-    let after_observed = crate::observe::observe(&desired);
-    let after = crate::plan::plan(
-        &desired,
-        &after_observed,
-        &Options {
-            force: false,
-            ..plan_opts
-        },
-    );
     drop(lock);
     bcrypt_detail(ui);
     let container_managed = desired.container.is_some() && !plan_opts.workspace_only;
-    let mut text = summary(&desired, &report, &after, container_managed);
-    // A declared container that cannot be observed is an error: the workspace steps are done,
-    // but whether the server runs what they made is unknown.
-    let unobserved = match &after_observed.container {
-        crate::observe::ContainerState::NotObserved { reason } if !plan_opts.workspace_only => {
-            text.push_str(&format!(
-                "\nerror: the container cannot be observed: {reason}\n  help: start the Docker daemon or fix DOCKER_HOST, then run apply again\n"
-            ));
-            true
-        }
-        _ => false,
-    };
-    emit(&text)?;
-    let clean = report.failed().next().is_none()
-        && report.left().next().is_none()
-        && !after.has_changes()
-        && !unobserved;
-    if !clean {
+    emit(&summary(desired, &applied, container_managed))?;
+    if !applied.converged() {
         return Ok(EXIT_ERROR);
     }
-    verify_after(ui, args, &desired, plan_opts.workspace_only)
+    verify_after(ui, args, desired, plan_opts.workspace_only)
+}
+
+/// A saved plan applies only while what it was made from is unchanged: the workspace (the
+/// observed fingerprint) and the steps.
+fn check_saved(
+    saved: &Saved,
+    planned: &ops::Planned,
+    manifest: &str,
+    project: &str,
+) -> Result<(), SavedPlanError> {
+    let now = display::json(
+        &planned.plan,
+        manifest,
+        project,
+        &planned.observed.fingerprint(),
+    );
+    let what = if saved.doc["observed_fingerprint"] != now["observed_fingerprint"] {
+        "the workspace"
+    } else if saved.doc["steps"] != now["steps"] {
+        "the plan"
+    } else {
+        return Ok(());
+    };
+    Err(SavedPlanError::Stale {
+        path: saved.path.clone(),
+        what: what.to_owned(),
+    })
 }
 
 /// Probe the server once apply converged, unless told not to or there is none to probe.
@@ -231,7 +217,7 @@ fn verify_after(
         return Ok(EXIT_OK);
     }
     ui.info("verifying the server…");
-    let v = super::verify::probe(desired, args.verify_timeout)?;
+    let v = ops::verify(desired, args.verify_timeout)?;
     emit(&format!("\n{}", super::verify::render(&v, ui.color_out)))?;
     Ok(if v.ok { EXIT_OK } else { EXIT_ERROR })
 }
@@ -260,7 +246,8 @@ fn confirm(steps: usize) -> miette::Result<bool> {
 }
 
 /// What was done, what was left, what a restart would pick up, and whether reality matches now.
-fn summary(desired: &Desired, report: &Report, after: &Plan, container_managed: bool) -> String {
+fn summary(desired: &Desired, applied: &ops::Applied, container_managed: bool) -> String {
+    let (report, after) = (&applied.report, &applied.after);
     let count = |f: fn(&Outcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
     let mut out = format!(
         "\nApplied: {} done, {} already done, {} failed, {} left.\n",
@@ -286,7 +273,10 @@ fn summary(desired: &Desired, report: &Report, after: &Plan, container_managed: 
     // Without a container step (no [container], or the daemon unreachable) the restart is the
     // user's to do.
     let restart = report.restart_reasons();
-    let container_step = report.results.iter().any(|r| r.step.action.is_container());
+    let container_step = report
+        .results
+        .iter()
+        .any(|r| r.step.action.phase() == Phase::Container);
     if !restart.is_empty() && !container_step {
         out.push_str(&format!(
             "\nRestart needed: ComfyUI reads custom nodes and login/PASSWORD only at start. It picks up on restart: {}.\n",
@@ -311,6 +301,13 @@ fn summary(desired: &Desired, report: &Report, after: &Plan, container_managed: 
         } else {
             "\nConverged: the workspace matches the manifest.\n"
         });
+    }
+    // A declared container that cannot be observed: the workspace steps are done, but whether
+    // the server runs what they made is unknown.
+    if let Some(reason) = &applied.unobserved {
+        out.push_str(&format!(
+            "\nerror: the container cannot be observed: {reason}\n  help: start the Docker daemon or fix DOCKER_HOST, then run apply again\n"
+        ));
     }
     out
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use miette::{IntoDiagnostic, WrapErr};
 
 use super::{Cli, EXIT_CHANGES, EXIT_OK, Ui, emit};
+use crate::ops;
 use crate::plan::{Options, display};
 
 #[derive(Debug, clap::Args)]
@@ -29,24 +30,22 @@ pub struct PlanArgs {
 
 pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
     let started = Instant::now();
-    let (desired, manifest_sha256) =
-        crate::manifest::load_with_digest(&cli.manifest).map_err(miette::Report::new)?;
+    let ops::Loaded {
+        desired,
+        sha256: manifest_sha256,
+    } = ops::load(&cli.manifest).map_err(miette::Report::new)?;
     let loaded = started.elapsed();
-    let observed = crate::observe::observe(&desired);
-    let observed_at = started.elapsed();
-    let plan = crate::plan::plan(
+    let ops::Planned { observed, plan } = ops::plan(
         &desired,
-        &observed,
         &Options {
             force: args.force,
             workspace_only: args.workspace_only,
         },
     );
     ui.detail(&format!(
-        "manifest {:.1} ms, observe {:.1} ms, plan {:.1} ms",
+        "manifest {:.1} ms, observe and plan {:.1} ms",
         loaded.as_secs_f64() * 1e3,
-        (observed_at - loaded).as_secs_f64() * 1e3,
-        (started.elapsed() - observed_at).as_secs_f64() * 1e3
+        (started.elapsed() - loaded).as_secs_f64() * 1e3,
     ));
 
     let manifest = cli.manifest.display().to_string();

@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
-use miette::{IntoDiagnostic, miette};
+use miette::IntoDiagnostic;
 
 use super::{Cli, EXIT_ERROR, EXIT_OK, Ui, emit, load, parse_seconds};
-use crate::manifest::Desired;
-use crate::verify::{Target, Verification};
+use crate::verify::Verification;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -21,48 +20,13 @@ pub struct VerifyArgs {
 
 pub fn run(cli: &Cli, ui: &Ui, args: &VerifyArgs) -> miette::Result<u8> {
     let desired = load(cli)?;
-    let v = probe(&desired, args.timeout)?;
+    let v = crate::ops::verify(&desired, args.timeout)?;
     if args.json {
         emit(&(serde_json::to_string_pretty(&v).into_diagnostic()? + "\n"))?;
     } else {
         emit(&render(&v, ui.color_out))?;
     }
     Ok(if v.ok { EXIT_OK } else { EXIT_ERROR })
-}
-
-/// Wait for the manifest's server and run every check. `Err` when there is no server to probe.
-pub fn probe(desired: &Desired, timeout: Duration) -> miette::Result<Verification> {
-    let token = if matches!(desired.auth, crate::manifest::AuthSpec::Login(_)) {
-        super::simple::verified_token(desired).map_err(|e| e.to_string())
-    } else {
-        Err("auth.mode is none".to_owned())
-    };
-    let target = Target::new(desired, token).ok_or_else(|| {
-        miette!(
-            help = "verify probes the container comfyprov runs; add a [container] table",
-            "the manifest has no [container]: there is no server to verify"
-        )
-    })?;
-    let rt = crate::observe::container::runtime().map_err(|e| miette!("{e}"))?;
-    rt.block_on(async {
-        let docker = crate::observe::container::connect().await.map_err(|e| {
-            miette!(
-                help = "start the Docker daemon or fix DOCKER_HOST",
-                "cannot verify: {e}"
-            )
-        })?;
-        crate::verify::verify(&docker, &target, timeout)
-            .await
-            .map_err(|e| {
-                miette!(
-                    help = format!(
-                        "`comfyprov plan` shows what differs; `docker logs {}` shows the server's output",
-                        target.container
-                    ),
-                    "cannot verify: {e}"
-                )
-            })
-    })
 }
 
 fn mark(s: &str, color: AnsiColor, on: bool) -> String {

@@ -9,55 +9,19 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::InspectContainerOptions;
-use serde::Serialize;
 
-/// Label naming the comfyprov project a container belongs to.
-pub const LABEL_PROJECT: &str = "comfyprov.project";
-/// Label holding the spec the container was created from (compact JSON, no secret).
-pub const LABEL_SPEC: &str = "comfyprov.spec";
+use crate::error::ObserveError;
+pub use comfyprov_core::observed::{ContainerInfo, LABEL_PROJECT, LABEL_SPEC};
 
 /// How long to wait for the daemon before calling it unreachable.
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A container that exists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ContainerInfo {
-    /// Abbreviated id.
-    pub id: String,
-    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited` or `dead`.
-    pub status: String,
-    /// `starting`, `healthy` or `unhealthy`, when the container has a healthcheck.
-    pub health: Option<String>,
-    /// The image it was created from, as named.
-    pub image: String,
-    /// The image's id.
-    pub image_id: String,
-    /// When it last started (RFC 3339), if ever.
-    pub started_at: Option<String>,
-    /// The same, in nanoseconds since the epoch.
-    pub started_ns: Option<i128>,
-    /// When its previous run ended (ns since the epoch), if it ever stopped: the log lines
-    /// after it belong to the current run.
-    #[serde(skip)]
-    pub finished_ns: Option<i128>,
-    /// `comfyprov.project`: set when comfyprov (or its compose file) created it.
-    pub project_label: Option<String>,
-    /// `comfyprov.spec`: the spec it was created from (JSON).
-    pub spec: Option<String>,
-}
-
-impl ContainerInfo {
-    pub fn running(&self) -> bool {
-        self.status == "running" || self.status == "restarting"
-    }
-}
 
 /// Connect to the daemon and negotiate the API version.
 ///
 /// On a unix socket the daemon's version comes from `GET /_ping`'s `API-Version` header: bollard
 /// negotiates with `GET /version`, which makes the daemon ask containerd and runc for their
 /// versions and costs ~7 ms of its CPU on every run of `plan`.
-pub async fn connect() -> Result<Docker, String> {
+pub async fn connect() -> Result<Docker, ObserveError> {
     let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_HOST.to_owned());
     if let Some(path) = host.strip_prefix("unix://") {
         let server = ping_api_version(path).map_err(|e| unreachable(&host, &e.to_string()))?;
@@ -108,12 +72,15 @@ fn ping_api_version(path: &str) -> std::io::Result<Option<bollard::ClientVersion
     Ok(version)
 }
 
-fn unreachable(host: &str, cause: &str) -> String {
-    format!("the Docker daemon at {host} cannot be reached ({cause})")
+fn unreachable(host: &str, cause: &str) -> ObserveError {
+    ObserveError::Daemon {
+        host: host.to_owned(),
+        cause: cause.to_owned(),
+    }
 }
 
-/// Why the daemon could not be used, in one line.
-pub fn describe(e: &bollard::errors::Error) -> String {
+/// Why the daemon could not be used.
+pub fn describe(e: &bollard::errors::Error) -> ObserveError {
     let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_HOST.to_owned());
     unreachable(&host, &innermost_cause(e))
 }
@@ -129,7 +96,7 @@ pub fn innermost_cause(e: &dyn std::error::Error) -> String {
 }
 
 /// Inspect the container named `name`: `Ok(None)` when there is none.
-pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInfo>, String> {
+pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInfo>, ObserveError> {
     let info = match docker
         .inspect_container(name, None::<InspectContainerOptions>)
         .await
@@ -177,28 +144,31 @@ pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInfo
 }
 
 /// A small single-threaded runtime for one command's Docker and HTTP calls.
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, ObserveError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start an async runtime: {e}"))
+        .map_err(|e| ObserveError::Runtime(e.to_string()))
 }
 
 /// Observe the container named `name`, or say why it could not be.
 pub fn observe(name: &str) -> super::ContainerState {
+    let not_observed = |e: ObserveError| super::ContainerState::NotObserved {
+        reason: e.to_string(),
+    };
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(reason) => return super::ContainerState::NotObserved { reason },
+        Err(e) => return not_observed(e),
     };
     rt.block_on(async {
         let docker = match connect().await {
             Ok(d) => d,
-            Err(reason) => return super::ContainerState::NotObserved { reason },
+            Err(e) => return not_observed(e),
         };
         match inspect(&docker, name).await {
             Ok(Some(info)) => super::ContainerState::Present(Box::new(info)),
             Ok(None) => super::ContainerState::Missing,
-            Err(reason) => super::ContainerState::NotObserved { reason },
+            Err(e) => not_observed(e),
         }
     })
 }

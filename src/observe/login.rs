@@ -12,52 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use comfyprov_core::observed::{HashState, PasswordFile, PasswordState};
+
 use super::{SecretState, sha256_hex};
-use crate::manifest::{AuthSpec, Desired, SecretSource};
+use crate::manifest::{AuthSpec, SecretSource};
 use crate::secret::{Secret, parse_bcrypt_hash, strip_newline};
-
-/// `login/PASSWORD` and the legacy `ComfyUI/PASSWORD`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PasswordState {
-    pub file: PasswordFile,
-    pub legacy: PasswordFile,
-    /// Digest of `login/PASSWORD`'s content: part of the plan fingerprint, never printed.
-    #[serde(skip)]
-    pub digest: String,
-    #[serde(skip)]
-    pub legacy_digest: String,
-}
-
-/// One PASSWORD file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum PasswordFile {
-    Missing,
-    Unreadable {
-        error: String,
-    },
-    Present {
-        hash: HashState,
-        /// Line 2, if present.
-        username: Option<String>,
-        /// Permission bits.
-        mode: u32,
-    },
-}
-
-/// Whether line 1 of a PASSWORD file matches the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
-pub enum HashState {
-    /// The hash verifies the password (or equals the ready hash).
-    Verified,
-    /// It does not.
-    Mismatch,
-    /// Line 1 is not a bcrypt hash.
-    Malformed,
-    /// Not compared, and why (no secret to compare with).
-    Unchecked { reason: String },
-}
 
 /// The secret, read for comparison (and, by `apply`, for hashing) only.
 pub(crate) enum SecretValue {
@@ -65,10 +24,12 @@ pub(crate) enum SecretValue {
     Hash(Secret),
 }
 
-pub fn observe(desired: &Desired, comfy: &Path) -> (SecretState, PasswordState) {
+/// The secret and the PASSWORD files of the workspace at `workspace` (absolute), for `auth`.
+pub fn observe(auth: &AuthSpec, workspace: &Path) -> (SecretState, PasswordState) {
+    let comfy = workspace.join("ComfyUI");
     let login_file = comfy.join("login").join("PASSWORD");
     let legacy_file = comfy.join("PASSWORD");
-    let AuthSpec::Login(login) = &desired.auth else {
+    let AuthSpec::Login(login) = auth else {
         let unchecked = || HashState::Unchecked {
             reason: "auth.mode is none".to_owned(),
         };
@@ -86,7 +47,7 @@ pub fn observe(desired: &Desired, comfy: &Path) -> (SecretState, PasswordState) 
     };
 
     let (secret_state, value, identity) = read_secret(&login.secret);
-    let cache_path = cache_path(&desired.workspace.path);
+    let cache_path = cache_path(workspace);
     let mut cache = Cache::load(&cache_path);
     let mut verify = |hash_line: &[u8], file_digest: &str| -> HashState {
         let Some(value) = &value else {
@@ -130,7 +91,7 @@ pub fn observe(desired: &Desired, comfy: &Path) -> (SecretState, PasswordState) 
     };
     let (file, digest) = read_password_file(&login_file, |(line, d)| verify(line, d));
     let (legacy, legacy_digest) = read_password_file(&legacy_file, |(line, d)| verify(line, d));
-    if desired.workspace.path.is_dir() {
+    if workspace.is_dir() {
         cache.save(&cache_path);
     }
     (

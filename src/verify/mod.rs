@@ -21,8 +21,28 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::error::ObserveError;
 use crate::manifest::{AuthSpec, Desired};
+use crate::observed::Liveness;
 use crate::secret::Secret;
+
+/// Why the server could not be probed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error(transparent)]
+    Daemon(ObserveError),
+    #[error("container {container} does not exist: run `comfyprov apply`")]
+    Missing { container: String },
+    #[error("container {container} is {status}, so the server cannot answer{tail}")]
+    Down {
+        container: String,
+        status: String,
+        /// The log's last lines, as a suffix (empty when there are none).
+        tail: String,
+    },
+    #[error("the server did not answer within {seconds} s (last: {last})")]
+    Timeout { seconds: u64, last: String },
+}
 
 /// What to probe and what to expect, from the manifest.
 #[derive(Debug)]
@@ -50,14 +70,14 @@ impl Target {
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        let command = crate::render::compose::command(desired, c);
+        let argv = crate::render::Container::new(desired)?.spec.argv();
         Some(Target {
             container: desired.project.clone(),
             url: format!("http://{host}:{}", c.port),
             login: matches!(desired.auth, AuthSpec::Login(_)),
             login_node: desired.auth.login_node().to_owned(),
             token,
-            argv: command.into_iter().skip(1).collect(),
+            argv,
             nodes: desired.nodes.iter().map(|n| n.name.clone()).collect(),
         })
     }
@@ -107,7 +127,7 @@ pub async fn verify(
     docker: &Docker,
     target: &Target,
     timeout: Duration,
-) -> Result<Verification, String> {
+) -> Result<Verification, NotReady> {
     let http = http::Http::new();
     let stats_url = format!("{}/system_stats", target.url);
     let start = Instant::now();
@@ -204,34 +224,33 @@ async fn wait_ready(
     target: &Target,
     url: &str,
     timeout: Duration,
-) -> Result<Option<i128>, String> {
+) -> Result<Option<i128>, NotReady> {
     let deadline = Instant::now() + timeout;
     loop {
         let info = crate::observe::container::inspect(docker, &target.container)
-            .await?
-            .ok_or_else(|| {
-                format!(
-                    "container {} does not exist: run `comfyprov apply`",
-                    target.container
-                )
+            .await
+            .map_err(NotReady::Daemon)?
+            .ok_or_else(|| NotReady::Missing {
+                container: target.container.clone(),
             })?;
         // `restarting` is a crash loop: the server will not answer either.
-        if info.status != "running" {
+        if info.liveness() != Liveness::Running {
             let tail = log_tail(docker, &target.container, 20).await;
-            return Err(format!(
-                "container {} is {}, so the server cannot answer{tail}",
-                target.container, info.status
-            ));
+            return Err(NotReady::Down {
+                container: target.container.clone(),
+                status: info.status.clone(),
+                tail,
+            });
         }
         let last_error = match http.get(url, &[]).await {
             Ok(_) => return Ok(info.finished_ns),
             Err(e) => e,
         };
         if Instant::now() >= deadline {
-            return Err(format!(
-                "the server did not answer within {} s (last: {last_error})",
-                timeout.as_secs()
-            ));
+            return Err(NotReady::Timeout {
+                seconds: timeout.as_secs(),
+                last: last_error,
+            });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -432,7 +451,7 @@ async fn for_each_frame(
 ) -> Result<(), String> {
     let mut stream = docker.logs(name, Some(options));
     while let Some(frame) = stream.next().await {
-        let frame = frame.map_err(|e| crate::observe::container::describe(&e))?;
+        let frame = frame.map_err(|e| crate::observe::container::describe(&e).to_string())?;
         each(&String::from_utf8_lossy(frame.as_ref()));
     }
     Ok(())

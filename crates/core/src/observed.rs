@@ -1,0 +1,287 @@
+//! What observation found: plain data, filled by the binary's `observe` module (git2, bollard,
+//! bcrypt and the filesystem live there) and read by the planner. Nothing here reads the world.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::digest::hex;
+use crate::render::CONTAINER_ROOT;
+
+/// Everything `plan` needs to know about reality.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    /// Whether the workspace folder exists.
+    pub workspace_exists: bool,
+    /// `<workspace>/ComfyUI`.
+    pub comfyui: DirState,
+    /// Directories in `ComfyUI/custom_nodes/`, sorted by name, `.disabled` ones included.
+    pub custom_nodes: Vec<NodeDir>,
+    /// The secret source (never its content).
+    pub secret: SecretState,
+    /// `login/PASSWORD` and the legacy `ComfyUI/PASSWORD`.
+    pub password: PasswordState,
+    /// The compose file, when the manifest has a container.
+    pub compose: Option<FileState>,
+    /// The container.
+    pub container: ContainerState,
+    /// When something a running ComfyUI reads only at start last changed (nanoseconds since the
+    /// epoch, from ctimes): a node's checked-out commit (`.git/HEAD`), a node disabled, or
+    /// `login/PASSWORD`. Compared with the container's start time to find a pending restart.
+    pub inputs_changed_ns: Option<i128>,
+    /// Nodes with `requirements = true` whose directory exists: is their `requirements.txt`
+    /// installed in the container's interpreter?
+    pub requirements: BTreeMap<String, Requirements>,
+}
+
+/// A directory that should be a git checkout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DirState {
+    Missing,
+    /// A directory that is not a git checkout (or not a directory at all).
+    NotGit,
+    /// A git checkout.
+    Git(Checkout),
+    /// The directory could not be inspected.
+    Unreadable {
+        error: String,
+    },
+}
+
+/// What a git checkout is at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Checkout {
+    /// Commit checked out (full hex); `None` for a repository without commits.
+    pub head: Option<String>,
+    /// URL of the `origin` remote.
+    pub origin: Option<String>,
+    /// Local changes: modified tracked files and untracked files not ignored by `.gitignore`.
+    pub dirty: Option<Dirty>,
+    /// The commit the desired rev names in this checkout, when it can be resolved locally.
+    pub resolved: Option<String>,
+}
+
+/// Summary of local changes in a checkout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dirty {
+    pub count: usize,
+    /// Up to three changed paths, for messages.
+    pub sample: Vec<String>,
+}
+
+/// A directory under `custom_nodes/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeDir {
+    /// Directory name, including any `.disabled` suffix.
+    pub dir: String,
+    /// Inspected only for declared nodes (and their `.disabled` twins); `None` otherwise.
+    pub state: Option<DirState>,
+}
+
+impl NodeDir {
+    pub fn is_disabled(&self) -> bool {
+        self.dir.ends_with(".disabled")
+    }
+}
+
+/// The secret source named by `auth`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SecretState {
+    /// `auth.mode = "none"`: no secret is used.
+    NotUsed,
+    /// The file does not exist (or the variable is unset).
+    Missing,
+    /// The secret could not be read, or is not usable.
+    Unusable { error: String },
+    /// The secret is there; `mode` is the file's permission bits (files only).
+    Present { mode: Option<u32> },
+}
+
+/// A file compared by content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum FileState {
+    Missing,
+    Present { sha256: String },
+    Unreadable { error: String },
+}
+
+/// What is known about the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ContainerState {
+    /// The manifest has no `[container]`.
+    NotManaged,
+    /// Could not be looked at, and why (the daemon is unreachable).
+    NotObserved { reason: String },
+    /// No container has the project's name.
+    Missing,
+    /// The container with the project's name.
+    Present(Box<ContainerInfo>),
+}
+
+impl Observed {
+    /// A digest of everything observed: a saved plan is valid only while this stays the same.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(&json);
+        h.update(self.password.digest.as_bytes());
+        h.update(self.password.legacy_digest.as_bytes());
+        hex(&h.finalize())
+    }
+
+    /// The directory named `dir` in `custom_nodes/`, if present.
+    pub fn node_dir(&self, dir: &str) -> Option<&NodeDir> {
+        self.custom_nodes
+            .binary_search_by(|n| n.dir.as_str().cmp(dir))
+            .ok()
+            .map(|i| &self.custom_nodes[i])
+    }
+}
+
+/// `login/PASSWORD` and the legacy `ComfyUI/PASSWORD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PasswordState {
+    pub file: PasswordFile,
+    pub legacy: PasswordFile,
+    /// Digest of `login/PASSWORD`'s content: part of the plan fingerprint, never printed.
+    #[serde(skip)]
+    pub digest: String,
+    #[serde(skip)]
+    pub legacy_digest: String,
+}
+
+/// One PASSWORD file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PasswordFile {
+    Missing,
+    Unreadable {
+        error: String,
+    },
+    Present {
+        hash: HashState,
+        /// Line 2, if present.
+        username: Option<String>,
+        /// Permission bits.
+        mode: u32,
+    },
+}
+
+/// Whether line 1 of a PASSWORD file matches the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum HashState {
+    /// The hash verifies the password (or equals the ready hash).
+    Verified,
+    /// It does not.
+    Mismatch,
+    /// Line 1 is not a bcrypt hash.
+    Malformed,
+    /// Not compared, and why (no secret to compare with).
+    Unchecked { reason: String },
+}
+
+/// Label naming the comfyprov project a container belongs to.
+pub const LABEL_PROJECT: &str = "comfyprov.project";
+/// Label holding the spec the container was created from (compact JSON, no secret).
+pub const LABEL_SPEC: &str = "comfyprov.spec";
+
+/// A container that exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerInfo {
+    /// Abbreviated id.
+    pub id: String,
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited` or `dead`.
+    pub status: String,
+    /// `starting`, `healthy` or `unhealthy`, when the container has a healthcheck.
+    pub health: Option<String>,
+    /// The image it was created from, as named.
+    pub image: String,
+    /// The image's id.
+    pub image_id: String,
+    /// When it last started (RFC 3339), if ever.
+    pub started_at: Option<String>,
+    /// The same, in nanoseconds since the epoch.
+    pub started_ns: Option<i128>,
+    /// When its previous run ended (ns since the epoch), if it ever stopped: the log lines
+    /// after it belong to the current run.
+    #[serde(skip)]
+    pub finished_ns: Option<i128>,
+    /// `comfyprov.project`: set when comfyprov (or its compose file) created it.
+    pub project_label: Option<String>,
+    /// `comfyprov.spec`: the spec it was created from (JSON).
+    pub spec: Option<String>,
+}
+
+/// Whether a container's server is up: the one reading of Docker's status, for plan and verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// `running`: the server process is up (it may still be starting).
+    Running,
+    /// `restarting`: ComfyUI keeps exiting and Docker keeps starting it again. It will not
+    /// answer, but it is not stopped either: a start would change nothing.
+    CrashLooping,
+    /// Anything else (`created`, `exited`, `paused`, `dead`, …): a start is needed.
+    Stopped,
+}
+
+impl ContainerInfo {
+    pub fn liveness(&self) -> Liveness {
+        match self.status.as_str() {
+            "running" => Liveness::Running,
+            "restarting" => Liveness::CrashLooping,
+            _ => Liveness::Stopped,
+        }
+    }
+}
+
+/// One node's last successful install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    /// SHA-256 of the `requirements.txt` that was installed.
+    pub sha256: String,
+    /// The interpreter it was installed with.
+    pub python: String,
+    /// The container it was installed in (abbreviated id).
+    pub container: String,
+}
+
+/// The whole record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub nodes: BTreeMap<String, Installed>,
+}
+
+impl Record {
+    /// Whether `sha256` for `node` is installed for this interpreter and container.
+    pub fn holds(&self, node: &str, sha256: &str, python: &str, container: Option<&str>) -> bool {
+        self.nodes.get(node).is_some_and(|i| {
+            i.sha256 == sha256
+                && i.python == python
+                && (in_workspace(python) || container == Some(i.container.as_str()))
+        })
+    }
+}
+
+/// Whether the interpreter is inside the bind-mounted ComfyUI folder.
+pub fn in_workspace(python: &str) -> bool {
+    !python.starts_with('/') || Path::new(python).starts_with(CONTAINER_ROOT)
+}
+
+/// A node's requirements as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Requirements {
+    /// The node has no `requirements.txt`.
+    NoFile,
+    /// This content is installed.
+    Installed,
+    /// Not installed; `changed` when another content was installed before.
+    Pending { changed: bool },
+}

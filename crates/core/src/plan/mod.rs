@@ -1,0 +1,783 @@
+//! The planner: `plan(&Desired, &Observed, &Options) -> Plan`, a pure function.
+//!
+//! No filesystem, no git, no Docker, no clock, no environment: everything it needs is in its
+//! arguments, so the same inputs always give the same plan, and the plan `plan` prints is the plan
+//! `apply` runs. The compiler holds that line: this crate links no I/O crate, and clippy bans the
+//! std I/O APIs here (`crates/core/clippy.toml`).
+
+pub mod display;
+pub mod reason;
+pub mod step;
+
+use serde::Serialize;
+
+pub use reason::{Blocker, Reason};
+pub use step::{Action, Guard, Kind, Note, Obstacle, Phase, Recreate, Step, Target, short};
+
+use crate::digest::sha256_hex;
+use crate::manifest::{AuthSpec, Desired, GitSource, LoginSpec, Rev, SecretSource, UnmanagedNodes};
+use crate::observed::{
+    Checkout, ContainerInfo, ContainerState, DirState, FileState, HashState, Liveness, Observed,
+    PasswordFile, Requirements, SecretState, in_workspace,
+};
+use crate::render::Container;
+
+/// Choices the user makes on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Replace dirty, non-git and foreign checkouts (the old directory is kept aside).
+    pub force: bool,
+    /// Plan the workspace only: no container steps (the restart is left to the user).
+    pub workspace_only: bool,
+}
+
+/// What `apply` would do, in order, and what is worth knowing besides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub notes: Vec<Note>,
+}
+
+impl Plan {
+    /// Whether anything differs from the manifest.
+    pub fn has_changes(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
+    /// Number of steps of each kind.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.action.kind() == kind)
+            .count()
+    }
+
+    fn push(&mut self, action: Action, reason: Reason) {
+        self.steps.push(Step {
+            action,
+            reasons: vec![reason],
+        });
+    }
+}
+
+/// Compare the manifest with what was observed.
+pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
+    let mut plan = Plan::default();
+
+    if !observed.workspace_exists {
+        plan.push(
+            Action::CreateWorkspace {
+                path: desired.workspace.shown.clone(),
+            },
+            Reason::WorkspaceMissing {
+                path: desired.workspace.shown.clone(),
+            },
+        );
+    }
+
+    match (&desired.comfyui, &observed.comfyui) {
+        (Some(src), state) => plan_checkout(&mut plan, Target::ComfyUi, src, state, None, opts),
+        (None, DirState::Missing) => plan.push(
+            Action::Blocked {
+                blocker: Blocker::ComfyUiNotInstalled,
+            },
+            Reason::ComfyUiAbsent {
+                workspace: desired.workspace.shown.clone(),
+            },
+        ),
+        (None, _) => {}
+    }
+
+    plan_nodes(&mut plan, desired, observed, opts);
+
+    if let AuthSpec::Login(login) = &desired.auth {
+        plan_password(&mut plan, login, observed);
+    }
+
+    let container = Container::new(desired);
+    if let (Some(c), Some(container), Some(file)) =
+        (&desired.container, &container, &observed.compose)
+    {
+        let content = crate::render::compose::render_container(container, &c.compose_file.shown);
+        let path = c.compose_file.shown.clone();
+        let reason = match file {
+            FileState::Missing => Some(Reason::ComposeMissing { path }),
+            FileState::Present { sha256 } if *sha256 != sha256_hex(content.as_bytes()) => {
+                Some(Reason::ComposeDiffers { path })
+            }
+            FileState::Present { .. } => None,
+            FileState::Unreadable { error } => Some(Reason::ComposeUnreadable {
+                path,
+                error: error.clone(),
+            }),
+        };
+        if let Some(reason) = reason {
+            plan.push(
+                Action::RenderCompose {
+                    file: c.compose_file.clone(),
+                    exists: !matches!(file, FileState::Missing),
+                    content,
+                },
+                reason,
+            );
+        }
+    }
+
+    let restart: Vec<Reason> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action.needs_restart())
+        .map(|s| Reason::ChangedBy {
+            action: Box::new(s.action.clone()),
+        })
+        .collect();
+    let planned = match container {
+        Some(container) if !opts.workspace_only => {
+            plan_container(&mut plan, desired, observed, opts, container, &restart)
+        }
+        _ => false,
+    };
+    if !planned && !restart.is_empty() {
+        plan.notes.push(Note::RestartNeeded {
+            reasons: restart.iter().map(ToString::to_string).collect(),
+        });
+    }
+    plan
+}
+
+/// The container's lifecycle step, at most one.
+enum Lifecycle {
+    /// Running as the manifest says: only a restart may be due, with this pending reason.
+    Running(Option<Reason>),
+    Step(Action, Reason),
+}
+
+/// The container: create, start, recreate or restart it, at most one of them, last. `false`
+/// when the container could not be planned (not observed), so the restart is the user's.
+fn plan_container(
+    plan: &mut Plan,
+    desired: &Desired,
+    observed: &Observed,
+    opts: &Options,
+    container: Container,
+    restart: &[Reason],
+) -> bool {
+    let name = container.name.clone();
+    let python = container.spec.python().to_owned();
+    let guard = Guard {
+        login: match &desired.auth {
+            AuthSpec::Login(l) => Some(l.clone()),
+            AuthSpec::None { .. } => None,
+        },
+        gpu: container.spec.gpu.is_some(),
+    };
+    let lifecycle = match &observed.container {
+        ContainerState::NotManaged => return false,
+        ContainerState::NotObserved { reason } => {
+            plan.notes.push(Note::ContainerNotObserved {
+                reason: reason.clone(),
+            });
+            return false;
+        }
+        ContainerState::Missing => Lifecycle::Step(
+            Action::CreateContainer {
+                container: Box::new(container),
+                guard: guard.clone(),
+            },
+            Reason::NoContainer { name: name.clone() },
+        ),
+        ContainerState::Present(info) => {
+            plan.notes.push(Note::ContainerStatus {
+                name: name.clone(),
+                status: info.status.clone(),
+                health: info.health.clone(),
+                started_at: info.started_at.clone(),
+            });
+            critical_note(plan, desired, observed, info);
+            match lifecycle(info, container, &guard, observed, opts) {
+                Some(l) => l,
+                None => {
+                    plan.push(
+                        Action::Blocked {
+                            blocker: Blocker::ForeignContainer { name: name.clone() },
+                        },
+                        Reason::ForeignContainer {
+                            name,
+                            forced: false,
+                        },
+                    );
+                    return true;
+                }
+            }
+        }
+    };
+    let gate = login_gate(plan, desired, observed);
+    let push = |plan: &mut Plan, action: Action, reasons: Vec<Reason>| {
+        let action = match gate {
+            true => Action::Blocked {
+                blocker: Blocker::PasswordInvalid {
+                    action: Box::new(action),
+                },
+            },
+            false => action,
+        };
+        plan.steps.push(Step { action, reasons });
+    };
+    let fresh = matches!(
+        lifecycle,
+        Lifecycle::Step(
+            Action::CreateContainer { .. } | Action::RecreateContainer { .. },
+            _
+        )
+    );
+    let installs = requirement_steps(plan, desired, observed, fresh);
+    // A start (or create) picks up the workspace; a running server must restart for it.
+    let mut reasons = Vec::new();
+    match lifecycle {
+        Lifecycle::Step(action, why) => push(plan, action, vec![why]),
+        Lifecycle::Running(pending) => {
+            reasons.extend(restart.iter().cloned());
+            reasons.extend(pending);
+        }
+    }
+    for (node, why) in &installs {
+        push(
+            plan,
+            Action::InstallRequirements {
+                node: node.clone(),
+                container: name.clone(),
+                python: python.clone(),
+            },
+            vec![why.clone()],
+        );
+    }
+    if !installs.is_empty() {
+        reasons.push(Reason::RequirementsInstalled {
+            nodes: installs.iter().map(|(n, _)| n.clone()).collect(),
+        });
+    }
+    if !reasons.is_empty() {
+        push(plan, Action::RestartContainer { name, guard }, reasons);
+    }
+    true
+}
+
+/// What an existing container needs; `None` when comfyprov did not create it and `--force` was
+/// not given (blocked).
+fn lifecycle(
+    info: &ContainerInfo,
+    container: Container,
+    guard: &Guard,
+    observed: &Observed,
+    opts: &Options,
+) -> Option<Lifecycle> {
+    let name = container.name.clone();
+    if info.project_label.as_deref() != Some(name.as_str()) {
+        return opts.force.then(|| {
+            Lifecycle::Step(
+                Action::RecreateContainer {
+                    container: Box::new(container),
+                    cause: Recreate::NotOurs,
+                    guard: guard.clone(),
+                },
+                Reason::ForeignContainer { name, forced: true },
+            )
+        });
+    }
+    let changed = container.spec.changed_fields(info.spec.as_deref());
+    if !changed.is_empty() {
+        let why = if info.spec.is_none() {
+            Reason::NoSpecLabel
+        } else {
+            Reason::SpecChanged {
+                fields: changed.clone(),
+            }
+        };
+        return Some(Lifecycle::Step(
+            Action::RecreateContainer {
+                container: Box::new(container),
+                cause: Recreate::Changed { fields: changed },
+                guard: guard.clone(),
+            },
+            why,
+        ));
+    }
+    if info.liveness() == Liveness::Stopped {
+        return Some(Lifecycle::Step(
+            Action::StartContainer {
+                name: name.clone(),
+                status: info.status.clone(),
+                guard: guard.clone(),
+            },
+            Reason::ContainerStopped {
+                name,
+                status: info.status.clone(),
+            },
+        ));
+    }
+    let pending = match (observed.inputs_changed_ns, info.started_ns) {
+        (Some(changed), Some(started)) if changed > started => Some(Reason::PendingRestart {
+            started_at: info.started_at.clone(),
+        }),
+        _ => None,
+    };
+    Some(Lifecycle::Running(pending))
+}
+
+/// Nodes whose `requirements.txt` must be installed, and why: it is not installed (or changed),
+/// or the node itself changes in this plan (the executor then installs only a new content), or
+/// the container is new and its interpreter came with the image.
+fn requirement_steps(
+    plan: &Plan,
+    desired: &Desired,
+    observed: &Observed,
+    fresh_container: bool,
+) -> Vec<(String, Reason)> {
+    let image_python = desired
+        .container
+        .as_ref()
+        .is_some_and(|c| !in_workspace(&c.python));
+    desired
+        .nodes
+        .iter()
+        .filter(|n| n.requirements)
+        .filter_map(|n| {
+            let node = n.name.clone();
+            let changes = plan
+                .steps
+                .iter()
+                .any(|s| s.action.needs_restart() && s.action.node_dir() == Some(n.name.as_str()));
+            let why = if changes {
+                Reason::NodeChanges { node }
+            } else {
+                match observed.requirements.get(&n.name) {
+                    Some(Requirements::Pending { changed: true }) => {
+                        Reason::RequirementsChanged { node }
+                    }
+                    Some(Requirements::Pending { changed: false }) => {
+                        Reason::RequirementsNotInstalled { node }
+                    }
+                    Some(Requirements::Installed) if fresh_container && image_python => {
+                        Reason::ImagePython { node }
+                    }
+                    _ => return None,
+                }
+            };
+            Some((n.name.clone(), why))
+        })
+        .collect()
+}
+
+/// In login mode, whether the server must not be started: `login/PASSWORD` will not verify the
+/// secret after this plan (ComfyUI-Login then takes an empty token and lets the first visitor
+/// choose the password).
+fn login_gate(plan: &Plan, desired: &Desired, observed: &Observed) -> bool {
+    if !matches!(desired.auth, AuthSpec::Login(_)) {
+        return false;
+    }
+    let fixed = plan.steps.iter().any(|s| {
+        matches!(
+            s.action,
+            Action::WritePassword { new_hash: true, .. } | Action::MoveLegacyPassword
+        )
+    });
+    let blocked = plan.steps.iter().any(
+        |s| matches!(&s.action, Action::Blocked { blocker } if blocker.leaves_password_invalid()),
+    );
+    blocked || !(fixed || verified(&observed.password.file))
+}
+
+/// Whether a PASSWORD file's hash verifies the secret.
+fn verified(f: &PasswordFile) -> bool {
+    matches!(
+        f,
+        PasswordFile::Present {
+            hash: HashState::Verified,
+            ..
+        }
+    )
+}
+
+/// CRITICAL: a login-mode server running without a PASSWORD that verifies.
+fn critical_note(plan: &mut Plan, desired: &Desired, observed: &Observed, info: &ContainerInfo) {
+    if !matches!(desired.auth, AuthSpec::Login(_)) || info.liveness() == Liveness::Stopped {
+        return;
+    }
+    let pw = &observed.password;
+    let why = match (&pw.file, &pw.legacy) {
+        (PasswordFile::Missing, PasswordFile::Missing) => {
+            "login/PASSWORD is missing: ComfyUI-Login accepts an empty token and lets the first visitor choose the password"
+        }
+        (f, l) if verified(f) || (matches!(f, PasswordFile::Missing) && verified(l)) => return,
+        _ => {
+            "login/PASSWORD does not match the secret: the server runs with a password nobody configured"
+        }
+    };
+    plan.notes.push(Note::UnprotectedServer {
+        name: desired.project.clone(),
+        why: why.to_owned(),
+    });
+}
+
+/// The same repository, ignoring a trailing `/` or `.git`.
+pub fn same_repo(a: &str, b: &str) -> bool {
+    fn norm(u: &str) -> &str {
+        let u = u.trim().trim_end_matches('/');
+        u.strip_suffix(".git").unwrap_or(u)
+    }
+    norm(a) == norm(b)
+}
+
+/// Plan one checkout (ComfyUI or a node). `twin` is the `<name>.disabled` directory, if any.
+fn plan_checkout(
+    plan: &mut Plan,
+    target: Target,
+    src: &GitSource,
+    state: &DirState,
+    twin: Option<&DirState>,
+    opts: &Options,
+) {
+    let obstruct = |plan: &mut Plan, obstacle: Obstacle, why: Reason| {
+        let reason = Reason::Obstructed {
+            why: Box::new(why),
+            forced: opts.force,
+        };
+        let action = if opts.force {
+            Action::Replace {
+                target: target.clone(),
+                url: src.url.clone(),
+                rev: src.rev.clone(),
+                obstacle,
+            }
+        } else {
+            Action::Refuse {
+                target: target.clone(),
+                obstacle,
+            }
+        };
+        plan.push(action, reason);
+    };
+
+    match state {
+        DirState::Missing => {
+            if let (Target::Node(name), Some(DirState::Git(c))) = (&target, twin)
+                && c.origin.as_deref().is_some_and(|o| same_repo(o, &src.url))
+                && c.dirty.is_none()
+            {
+                let from = format!("{name}.disabled");
+                plan.push(
+                    Action::Enable {
+                        node: name.clone(),
+                        from: from.clone(),
+                    },
+                    Reason::DisabledTwin {
+                        target: target.clone(),
+                        from,
+                    },
+                );
+                checkout_if_needed(plan, &target, src, c);
+                return;
+            }
+            plan.push(
+                Action::Clone {
+                    target: target.clone(),
+                    url: src.url.clone(),
+                    rev: src.rev.clone(),
+                },
+                Reason::Missing {
+                    target: target.clone(),
+                },
+            );
+        }
+        DirState::NotGit => obstruct(
+            plan,
+            Obstacle::NotGit,
+            Reason::NotGit {
+                target: target.clone(),
+            },
+        ),
+        DirState::Unreadable { error } => plan.push(
+            Action::Blocked {
+                blocker: Blocker::Uninspectable {
+                    target: target.clone(),
+                },
+            },
+            Reason::Uninspectable {
+                error: error.clone(),
+            },
+        ),
+        DirState::Git(c) => {
+            if !c.origin.as_deref().is_some_and(|o| same_repo(o, &src.url)) {
+                obstruct(
+                    plan,
+                    Obstacle::ForeignOrigin {
+                        found: c.origin.clone(),
+                    },
+                    Reason::ForeignOrigin {
+                        target: target.clone(),
+                        found: c.origin.clone(),
+                        url: src.url.clone(),
+                    },
+                );
+                return;
+            }
+            let at_pin = c
+                .head
+                .as_deref()
+                .is_some_and(|h| src.rev.matches(h, c.resolved.as_deref()));
+            if let Some(d) = &c.dirty {
+                if at_pin && !opts.force {
+                    plan.notes.push(Note::DirtyAtPin {
+                        target: target.clone(),
+                        count: d.count,
+                        sample: d.sample.clone(),
+                    });
+                } else {
+                    let why = Reason::Dirty {
+                        target: target.clone(),
+                        count: d.count,
+                        sample: d.sample.clone(),
+                        move_to: (!at_pin).then(|| src.rev.short().to_owned()),
+                    };
+                    obstruct(
+                        plan,
+                        Obstacle::Dirty {
+                            count: d.count,
+                            sample: d.sample.clone(),
+                        },
+                        why,
+                    );
+                }
+                return;
+            }
+            checkout_if_needed(plan, &target, src, c);
+        }
+    }
+}
+
+fn checkout_if_needed(plan: &mut Plan, target: &Target, src: &GitSource, c: &Checkout) {
+    if c.head
+        .as_deref()
+        .is_some_and(|h| src.rev.matches(h, c.resolved.as_deref()))
+    {
+        return;
+    }
+    let target_ = target.clone();
+    let reason = match (&c.head, &src.rev, &c.resolved) {
+        (None, _, _) => Reason::NoCommit { target: target_ },
+        (Some(h), Rev::Named(n), None) => Reason::NotFetched {
+            target: target_,
+            head: h.clone(),
+            rev: n.clone(),
+        },
+        (Some(h), rev, _) => Reason::OtherCommit {
+            target: target_,
+            head: h.clone(),
+            rev: rev.short().to_owned(),
+        },
+    };
+    plan.push(
+        Action::Checkout {
+            target: target.clone(),
+            url: src.url.clone(),
+            from: c.head.as_deref().map(|h| short(h).to_owned()),
+            rev: src.rev.clone(),
+            resolved: c.resolved.clone(),
+        },
+        reason,
+    );
+}
+
+fn plan_nodes(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &Options) {
+    for node in &desired.nodes {
+        let state = observed
+            .node_dir(&node.name)
+            .and_then(|d| d.state.clone())
+            .unwrap_or(DirState::Missing);
+        let twin = observed
+            .node_dir(&format!("{}.disabled", node.name))
+            .and_then(|d| d.state.as_ref());
+        plan_checkout(
+            plan,
+            Target::Node(node.name.clone()),
+            &node.source,
+            &state,
+            twin,
+            opts,
+        );
+    }
+
+    for d in observed
+        .custom_nodes
+        .iter()
+        .filter(|d| !d.is_disabled() && !d.dir.starts_with('.'))
+    {
+        if desired.nodes.iter().any(|n| n.name == d.dir) {
+            continue;
+        }
+        if let AuthSpec::None { login_node } = &desired.auth
+            && *login_node == d.dir
+        {
+            plan.push(
+                Action::Disable { dir: d.dir.clone() },
+                Reason::LoginNodeWithoutAuth {
+                    node: login_node.clone(),
+                },
+            );
+            continue;
+        }
+        match desired.policy.unmanaged_nodes {
+            UnmanagedNodes::Disable => plan.push(
+                Action::Disable { dir: d.dir.clone() },
+                Reason::UnmanagedDisabled { dir: d.dir.clone() },
+            ),
+            UnmanagedNodes::Keep => plan.notes.push(Note::KeptUnmanaged { dir: d.dir.clone() }),
+        }
+    }
+}
+
+fn plan_password(plan: &mut Plan, login: &LoginSpec, observed: &Observed) {
+    let src = login.secret.shown();
+    let write = |new_hash: bool, exists: bool| Action::WritePassword {
+        new_hash,
+        exists,
+        login: login.clone(),
+    };
+    match &observed.secret {
+        SecretState::Missing => {
+            if let (true, SecretSource::PasswordFile(f)) = (login.generate, &login.secret) {
+                plan.push(
+                    Action::GeneratePassword { file: f.clone() },
+                    Reason::GenerateSecret {
+                        path: f.shown.clone(),
+                    },
+                );
+                plan.push(
+                    write(
+                        true,
+                        !matches!(observed.password.file, PasswordFile::Missing),
+                    ),
+                    Reason::NewPasswordGenerated,
+                );
+                if !matches!(observed.password.legacy, PasswordFile::Missing) {
+                    plan.push(
+                        Action::RemoveLegacyPassword,
+                        Reason::LegacyHoldsReplacedHash,
+                    );
+                }
+                return;
+            }
+            plan.push(
+                Action::Blocked {
+                    blocker: Blocker::SecretMissing {
+                        source: login.secret.clone(),
+                    },
+                },
+                Reason::SecretNeeded,
+            );
+            return;
+        }
+        SecretState::Unusable { error } => {
+            plan.push(
+                Action::Blocked {
+                    blocker: Blocker::SecretUnusable {
+                        source: src.clone(),
+                        error: error.clone(),
+                    },
+                },
+                Reason::SecretUnusable {
+                    error: error.clone(),
+                },
+            );
+            return;
+        }
+        SecretState::Present { mode: Some(mode) } if mode & 0o077 != 0 => {
+            plan.notes.push(Note::SecretReadableByOthers {
+                path: src.clone(),
+                mode: *mode,
+            });
+        }
+        SecretState::Present { .. } | SecretState::NotUsed => {}
+    }
+
+    let pw = &observed.password;
+    match (&pw.file, &pw.legacy) {
+        // Only the legacy file: keep its hash (the clients' token) when it still verifies.
+        (
+            PasswordFile::Missing,
+            PasswordFile::Present {
+                hash: HashState::Verified,
+                username,
+                mode,
+            },
+        ) => {
+            plan.push(Action::MoveLegacyPassword, Reason::LegacyStillMatches);
+            fix_username_and_mode(plan, login, username.as_deref(), *mode);
+        }
+        (PasswordFile::Missing, legacy) => {
+            plan.push(write(true, false), Reason::PasswordMissing);
+            if !matches!(legacy, PasswordFile::Missing) {
+                plan.push(
+                    Action::RemoveLegacyPassword,
+                    Reason::LegacyMismatch { source: src },
+                );
+            }
+        }
+        (PasswordFile::Unreadable { error }, _) => plan.push(
+            Action::Blocked {
+                blocker: Blocker::PasswordUnreadable,
+            },
+            Reason::PasswordUnreadable {
+                error: error.clone(),
+            },
+        ),
+        (
+            PasswordFile::Present {
+                hash,
+                username,
+                mode,
+            },
+            legacy,
+        ) => {
+            match hash {
+                HashState::Verified => {
+                    fix_username_and_mode(plan, login, username.as_deref(), *mode)
+                }
+                HashState::Mismatch => {
+                    plan.push(write(true, true), Reason::PasswordMismatch { source: src })
+                }
+                HashState::Malformed => plan.push(write(true, true), Reason::HashMalformed),
+                HashState::Unchecked { .. } => {}
+            }
+            if !matches!(legacy, PasswordFile::Missing) {
+                plan.push(Action::RemoveLegacyPassword, Reason::LegacyBeside);
+            }
+        }
+    }
+}
+
+fn fix_username_and_mode(plan: &mut Plan, login: &LoginSpec, username: Option<&str>, mode: u32) {
+    let write = || Action::WritePassword {
+        new_hash: false,
+        exists: true,
+        login: login.clone(),
+    };
+    match username {
+        Some(u) if u == login.username => {
+            if mode & 0o077 != 0 {
+                plan.push(
+                    Action::FixPasswordMode { mode },
+                    Reason::PasswordReadable { mode },
+                );
+            }
+        }
+        Some(u) => plan.push(
+            write(),
+            Reason::UsernameDiffers {
+                found: u.to_owned(),
+                want: login.username.clone(),
+            },
+        ),
+        None => plan.push(write(), Reason::NoUsername),
+    }
+}

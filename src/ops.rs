@@ -1,0 +1,174 @@
+//! The pipeline, once: load → observe → plan → apply → observe again → verify. The CLI parses
+//! arguments and prints what these return; tests call them directly.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::apply::{self, Env, Report};
+use crate::manifest::{AuthSpec, Desired, LoadError};
+use crate::observe::login::{HashState, PasswordFile};
+use crate::observe::{ContainerState, Observed};
+use crate::plan::{Options, Plan};
+use crate::report::Reporter;
+use crate::secret::Secret;
+use crate::verify::{Target, Verification};
+
+/// A manifest as loaded: what it declares, and the digest of the exact text validated.
+pub struct Loaded {
+    pub desired: Desired,
+    pub sha256: String,
+}
+
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    crate::manifest::load_with_digest(path).map(|(desired, sha256)| Loaded { desired, sha256 })
+}
+
+/// What `plan` shows: what was observed and the plan made from it.
+pub struct Planned {
+    pub observed: Observed,
+    pub plan: Plan,
+}
+
+/// Observe reality once and compare it with the manifest.
+pub fn plan(desired: &Desired, opts: &Options) -> Planned {
+    let observed = crate::observe::observe(desired);
+    let plan = crate::plan::plan(desired, &observed, opts);
+    Planned { observed, plan }
+}
+
+/// What `apply` did and where it left reality.
+pub struct Applied {
+    pub report: Report,
+    /// Observed again after the steps ran.
+    pub observed: Observed,
+    /// The plan from that observation: empty when reality matches the manifest.
+    pub after: Plan,
+    /// The container should be there but could not be observed afterwards: whether the server
+    /// runs what the steps made is unknown.
+    pub unobserved: Option<String>,
+}
+
+impl Applied {
+    /// Every step done or already done, nothing left, and reality matches.
+    pub fn converged(&self) -> bool {
+        self.report.failed().next().is_none()
+            && self.report.left().next().is_none()
+            && !self.after.has_changes()
+            && self.unobserved.is_none()
+    }
+}
+
+/// Run `planned.plan` (made with `opts`), then look again: the result says whether reality now
+/// matches, not whether steps ran. Call with the workspace lock held.
+pub fn apply(
+    desired: &Desired,
+    planned: &Planned,
+    opts: &Options,
+    apply_opts: &apply::Options,
+    reporter: &dyn Reporter,
+) -> Applied {
+    let env = Env::new(desired, &planned.observed, reporter);
+    let report = apply::apply(&env, &planned.plan, apply_opts);
+    let observed = crate::observe::observe(desired);
+    let after = crate::plan::plan(
+        desired,
+        &observed,
+        &Options {
+            force: false,
+            ..*opts
+        },
+    );
+    let unobserved = match &observed.container {
+        ContainerState::NotObserved { reason } if !opts.workspace_only => Some(reason.clone()),
+        _ => None,
+    };
+    Applied {
+        report,
+        observed,
+        after,
+        unobserved,
+    }
+}
+
+/// Why there is no token to give a client.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum TokenError {
+    #[error("auth.mode is none: the server takes no token")]
+    #[diagnostic(help("set `mode = \"login\"` in [auth] to protect ComfyUI with ComfyUI-Login"))]
+    NoAuth,
+    #[error("login/PASSWORD does not exist")]
+    #[diagnostic(help("run `comfyprov apply` to write it"))]
+    Missing,
+    #[error("login/PASSWORD cannot be read: {0}")]
+    Unreadable(String),
+    #[error("login/PASSWORD cannot be checked against the secret: {0}")]
+    #[diagnostic(help("see `comfyprov plan`"))]
+    Unchecked(String),
+    #[error("login/PASSWORD does not match the secret: its token is stale")]
+    #[diagnostic(help("run `comfyprov apply` to write it"))]
+    Stale,
+}
+
+/// Line 1 of `login/PASSWORD`, the API token, when it verifies against the secret; else why not.
+pub fn verified_token(desired: &Desired) -> Result<Secret, TokenError> {
+    if !matches!(desired.auth, AuthSpec::Login(_)) {
+        return Err(TokenError::NoAuth);
+    }
+    let ws = &desired.workspace.path;
+    let (_, password) = crate::observe::login::observe(&desired.auth, ws);
+    match password.file {
+        PasswordFile::Present {
+            hash: HashState::Verified,
+            ..
+        } => {}
+        PasswordFile::Missing => return Err(TokenError::Missing),
+        PasswordFile::Unreadable { error } => return Err(TokenError::Unreadable(error)),
+        PasswordFile::Present {
+            hash: HashState::Unchecked { reason },
+            ..
+        } => return Err(TokenError::Unchecked(reason)),
+        PasswordFile::Present { .. } => return Err(TokenError::Stale),
+    }
+    let path = ws.join("ComfyUI").join("login").join("PASSWORD");
+    let bytes = std::fs::read(&path).map_err(|e| TokenError::Unreadable(e.to_string()))?;
+    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Ok(Secret::new(line.to_vec()))
+}
+
+/// Why `verify` could not probe the server at all.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum VerifyError {
+    #[error("the manifest has no [container]: there is no server to verify")]
+    #[diagnostic(help("verify probes the container comfyprov runs; add a [container] table"))]
+    NoContainer,
+    #[error("cannot verify: {0}")]
+    #[diagnostic(help("start the Docker daemon or fix DOCKER_HOST"))]
+    Daemon(crate::error::ObserveError),
+    #[error("cannot verify: {reason}")]
+    #[diagnostic(help(
+        "`comfyprov plan` shows what differs; `docker logs {container}` shows the server's output"
+    ))]
+    NotReady {
+        container: String,
+        reason: crate::verify::NotReady,
+    },
+}
+
+/// Wait for the manifest's server (up to `timeout`) and run every check.
+pub fn verify(desired: &Desired, timeout: Duration) -> Result<Verification, VerifyError> {
+    let token = verified_token(desired).map_err(|e| e.to_string());
+    let target = Target::new(desired, token).ok_or(VerifyError::NoContainer)?;
+    let rt = crate::observe::container::runtime().map_err(VerifyError::Daemon)?;
+    rt.block_on(async {
+        let docker = crate::observe::container::connect()
+            .await
+            .map_err(VerifyError::Daemon)?;
+        crate::verify::verify(&docker, &target, timeout)
+            .await
+            .map_err(|reason| VerifyError::NotReady {
+                container: target.container.clone(),
+                reason,
+            })
+    })
+}

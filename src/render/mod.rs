@@ -1,4 +1,0 @@
-//! Rendering: `Desired` → files. Pure functions with deterministic output.
-
-pub mod compose;
-pub mod spec;

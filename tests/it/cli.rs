@@ -1,0 +1,347 @@
+//! The `comfyprov` binary end to end: exit codes, output streams, JSON, saved plans, secrets.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{clone_at, source_repo};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_comfyprov"));
+    c.env_remove("NO_COLOR");
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    bin().args(args).current_dir(dir).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const PW: &str = "tr0ub4dor&3-correct-horse";
+
+/// A workspace where everything matches the manifest: a pinned node, a verified PASSWORD and
+/// the rendered compose file.
+struct Converged {
+    dir: tempfile::TempDir,
+    hash: String,
+}
+
+impl Converged {
+    fn new() -> Converged {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let src = source_repo(&root.join("git/ComfyUI-Login"), 2);
+        std::fs::create_dir_all(root.join("ws/ComfyUI/custom_nodes")).unwrap();
+        clone_at(
+            &src,
+            &root.join("ws/ComfyUI/custom_nodes/ComfyUI-Login"),
+            &src.v2,
+        );
+        std::fs::write(
+            root.join("comfy.toml"),
+            format!(
+                r#"[project]
+name = "e2e"
+[workspace]
+path = "ws"
+[container]
+image = "img:1"
+listen = "0.0.0.0"
+env = {{ GREETING = "price: $5" }}
+[gpu]
+mode = "nvidia"
+count = 1
+[auth]
+mode = "login"
+password_file = "pw"
+[[nodes]]
+name = "ComfyUI-Login"
+git = "{}"
+rev = "{}"
+"#,
+                src.url(),
+                src.v2
+            ),
+        )
+        .unwrap();
+        std::fs::write(root.join("pw"), format!("{PW}\n")).unwrap();
+        std::fs::set_permissions(root.join("pw"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let hash = bcrypt::hash(PW, 4).unwrap();
+        std::fs::create_dir_all(root.join("ws/ComfyUI/login")).unwrap();
+        let pw_file = root.join("ws/ComfyUI/login/PASSWORD");
+        std::fs::write(&pw_file, format!("{hash}\nadmin")).unwrap();
+        std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let compose = run(root, &["render"]);
+        assert!(compose.status.success(), "{}", stderr(&compose));
+        std::fs::write(root.join("docker-compose-with-auth.yml"), &compose.stdout).unwrap();
+        Converged { dir, hash }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+#[test]
+fn converged_workspace_plans_nothing_and_exits_0_with_detailed_exitcode() {
+    let c = Converged::new();
+    // The container is tests/container.rs's subject; this workspace has none.
+    let out = run(
+        c.root(),
+        &["plan", "--detailed-exitcode", "--workspace-only"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
+}
+
+#[test]
+fn drift_exits_2_with_detailed_exitcode_and_0_without() {
+    let c = Converged::new();
+    std::fs::remove_dir_all(c.root().join("ws/ComfyUI/custom_nodes/ComfyUI-Login")).unwrap();
+    let out = run(c.root(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("+ clone ComfyUI-Login"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(run(c.root(), &["plan"]).status.code(), Some(0));
+}
+
+#[test]
+fn secrets_never_reach_plan_output_json_or_the_compose_file() {
+    let c = Converged::new();
+    // Make the plan busy: stale hash in PASSWORD, legacy file, edited compose.
+    let stale = bcrypt::hash("old", 4).unwrap();
+    std::fs::write(
+        c.root().join("ws/ComfyUI/login/PASSWORD"),
+        format!("{stale}\nadmin"),
+    )
+    .unwrap();
+    std::fs::write(
+        c.root().join("ws/ComfyUI/PASSWORD"),
+        format!("{}\nadmin", c.hash),
+    )
+    .unwrap();
+    std::fs::write(c.root().join("docker-compose-with-auth.yml"), "edited\n").unwrap();
+    let mut everything = String::new();
+    for args in [
+        &["plan"][..],
+        &["plan", "--json"],
+        &["plan", "-v"],
+        &["render"],
+        &["validate"],
+    ] {
+        let out = run(c.root(), args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        everything.push_str(&stdout(&out));
+        everything.push_str(&stderr(&out));
+    }
+    for secret in [PW, &c.hash, &stale, &c.hash[7..], &stale[7..]] {
+        assert!(
+            !everything.contains(secret),
+            "a secret leaked:\n{everything}"
+        );
+    }
+    assert!(
+        !everything.contains("$2b$"),
+        "a bcrypt hash leaked:\n{everything}"
+    );
+    assert!(
+        everything.contains("~ write login/PASSWORD"),
+        "{everything}"
+    );
+}
+
+#[test]
+fn plan_json_is_versioned_and_matches_the_text_plan() {
+    let c = Converged::new();
+    std::fs::remove_file(c.root().join("docker-compose-with-auth.yml")).unwrap();
+    let out = run(c.root(), &["plan", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["changes_pending"], true);
+    assert_eq!(v["steps"][0]["action"], "render_compose");
+    assert_eq!(v["steps"][0]["symbol"], "+");
+    assert_eq!(
+        v["steps"][0]["reasons"][0],
+        "docker-compose-with-auth.yml does not exist"
+    );
+    assert_eq!(v["observed_fingerprint"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn saved_plan_holds_the_observed_fingerprint_and_manifest_digest() {
+    let c = Converged::new();
+    let out = run(c.root(), &["plan", "--out", "plan.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("saved plan to plan.json"));
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.root().join("plan.json")).unwrap()).unwrap();
+    let fresh: serde_json::Value =
+        serde_json::from_slice(&run(c.root(), &["plan", "--json"]).stdout).unwrap();
+    assert_eq!(saved["observed_fingerprint"], fresh["observed_fingerprint"]);
+    assert_eq!(saved["manifest_sha256"].as_str().unwrap().len(), 64);
+    // The fingerprint moves when reality moves.
+    std::fs::write(
+        c.root()
+            .join("ws/ComfyUI/custom_nodes/ComfyUI-Login/new.txt"),
+        "x",
+    )
+    .unwrap();
+    let moved: serde_json::Value =
+        serde_json::from_slice(&run(c.root(), &["plan", "--json"]).stdout).unwrap();
+    assert_ne!(saved["observed_fingerprint"], moved["observed_fingerprint"]);
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(c.root())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn invalid_manifest_exits_1_with_every_problem_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/manifests/invalid/many-problems-at-once.toml");
+    std::fs::copy(src, dir.path().join("comfy.toml")).unwrap();
+    for cmd in ["validate", "plan"] {
+        let out = bin()
+            .args([cmd, "--no-color"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        assert!(
+            stdout(&out).is_empty(),
+            "{cmd}: diagnostics belong on stderr"
+        );
+        let err = stderr(&out);
+        assert!(err.contains("has 10 problems"), "{err}");
+        for code in [
+            "manifest::unknown_key",
+            "manifest::git_url",
+            "manifest::rev",
+            "manifest::out_of_range",
+        ] {
+            assert!(err.contains(code), "{cmd}: {code} missing from:\n{err}");
+        }
+        assert!(!err.contains('\x1b'), "--no-color output has escape codes");
+    }
+}
+
+#[test]
+fn missing_manifest_exits_1_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("cannot read manifest `comfy.toml`"), "{err}");
+    assert!(err.contains("-f PATH"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_1_because_2_means_changes_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run(dir.path(), &["plan", "--no-such-flag"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(run(dir.path(), &["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let out = run(Path::new(env!("CARGO_MANIFEST_DIR")), &["schema"]);
+    let committed =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/comfy.schema.json"))
+            .unwrap();
+    assert_eq!(out.stdout, committed);
+}
+
+#[test]
+fn plan_on_the_repository_manifest_works_from_a_clean_clone() {
+    // The README's first command: a fresh clone has no workspace and no secret.
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("comfy.toml"), dir.path().join("comfy.toml")).unwrap();
+    let out = run(dir.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "+ create workspace ./workspace",
+        "+ clone ComfyUI @ v0.3.68",
+        "+ clone ComfyUI-Login @ 6910925",
+        "+ generate password",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+    assert!(
+        !dir.path().join("workspace").exists(),
+        "plan must not create anything"
+    );
+    assert!(
+        !dir.path().join(".secrets").exists(),
+        "plan must not create anything"
+    );
+}
+
+/// `docker-compose config` parses and interpolates the file the way `up` would.
+#[test]
+fn rendered_compose_is_accepted_by_docker_compose_and_keeps_dollars_literal() {
+    if !crate::support::docker_compose_available() {
+        return;
+    }
+    let c = Converged::new();
+    let out = Command::new("docker-compose")
+        .args(["-f", "docker-compose-with-auth.yml", "config"])
+        .current_dir(c.root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker-compose rejected the file: {}",
+        stderr(&out)
+    );
+    let config = stdout(&out);
+    assert!(
+        config.contains("price: $5") || config.contains("price: $$5"),
+        "interpolation changed the value:\n{config}"
+    );
+    assert!(!config.contains("$2b$"), "{config}");
+    assert!(config.contains("driver: nvidia"), "{config}");
+    assert!(config.contains("0.0.0.0"), "{config}");
+}
+
+#[test]
+fn a_closed_stdout_pipe_ends_output_quietly() {
+    let c = Converged::new();
+    std::fs::remove_dir_all(c.root().join("ws/ComfyUI/custom_nodes/ComfyUI-Login")).unwrap();
+    let mut child = bin()
+        .args(["plan"])
+        .current_dir(c.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before comfyprov writes
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -1,0 +1,940 @@
+//! The container's lifecycle against the real Docker engine: observe, create, start, recreate,
+//! restart, requirements, the gates (image, GPU, password), compose agreeing with the API, and
+//! `verify` probing the server.
+//!
+//! No registry is reachable, so each test builds a `FROM scratch` image around a static binary:
+//! the fake ComfyUI of `tests/fake-comfyui`, which follows the ComfyUI-Login contract. As in a
+//! real deployment, ComfyUI's interpreter lives in the workspace (`venv/bin/python3`, here the
+//! same fake), run from the bind-mounted folder.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{
+    SourceRepo, TestContainer, TestImage, docker, docker_available, fake_comfyui, free_port,
+    http_get, source_repo, unique,
+};
+
+/// `[auth]` for ComfyUI-Login with the password in `pw`; the node is declared with it.
+const LOGIN: &str = "[auth]\nmode = \"login\"\nusername = \"admin\"\npassword_file = \"pw\"\n";
+/// `[auth]` without a password.
+const NO_AUTH: &str = "[auth]\nmode = \"none\"\n";
+const CPU: &str = "mode = \"none\"";
+
+fn both(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A deployment whose container runs the fake ComfyUI, removed (with its image) on drop.
+struct Deploy {
+    dir: tempfile::TempDir,
+    name: String,
+    image: TestImage,
+    /// The image the manifest names (the built one, unless a test says otherwise).
+    image_ref: String,
+    node: SourceRepo,
+    /// The commit `Extra` is pinned to (`v2` unless a test moves it).
+    node_rev: String,
+    login: SourceRepo,
+    port: u16,
+}
+
+impl Drop for Deploy {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+impl Deploy {
+    /// No auth, one node `Extra`, on the CPU.
+    fn new() -> Deploy {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = fake_comfyui();
+        let image = TestImage::from_binary(&fake, &["main.py"]);
+        let python = dir.path().join("workspace/ComfyUI/venv/bin/python3");
+        std::fs::create_dir_all(python.parent().unwrap()).unwrap();
+        std::fs::write(&python, &fake).unwrap();
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            dir.path().join("workspace/ComfyUI/comfyui_version.py"),
+            "__version__ = \"0.3.68\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("pw"), "correct horse battery staple\n").unwrap();
+        let node = source_repo(&dir.path().join("git/Extra"), 2);
+        let login = source_repo(&dir.path().join("git/ComfyUI-Login"), 1);
+        let d = Deploy {
+            dir,
+            name: unique("cp-life"),
+            image_ref: image.tag.clone(),
+            image,
+            node_rev: node.v2.clone(),
+            node,
+            login,
+            port: free_port(),
+        };
+        d.write_manifest(&[], CPU, NO_AUTH);
+        d
+    }
+
+    /// Login mode, with the password in `pw`.
+    fn with_login() -> Deploy {
+        let d = Deploy::new();
+        d.write_manifest(&[], CPU, LOGIN);
+        d
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The manifest: `args` for main.py, the `[gpu]` body, the `[auth]` table (ComfyUI-Login is
+    /// declared when it says `mode = "login"`), and `Extra` with `extra` added to its table.
+    fn write_manifest_with(&self, args: &[&str], gpu: &str, auth: &str, extra: &str) {
+        let args: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
+        let login = if auth.contains("mode = \"login\"") {
+            format!(
+                "[[nodes]]\nname = \"ComfyUI-Login\"\ngit = \"{}\"\nrev = \"{}\"\n",
+                self.login.url(),
+                self.login.v1
+            )
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            self.root().join("comfy.toml"),
+            format!(
+                r#"[project]
+name = "{}"
+[workspace]
+path = "workspace"
+[container]
+image = "{}"
+port = {}
+args = [{}]
+env = {{ NOTE = "costs $5" }}
+[gpu]
+{gpu}
+{auth}
+[[nodes]]
+name = "Extra"
+git = "{}"
+rev = "{}"
+{extra}
+{login}"#,
+                self.name,
+                self.image_ref,
+                self.port,
+                args.join(", "),
+                self.node.url(),
+                self.node_rev
+            ),
+        )
+        .unwrap();
+    }
+
+    fn write_manifest(&self, args: &[&str], gpu: &str, auth: &str) {
+        self.write_manifest_with(args, gpu, auth, "");
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_comfyprov"))
+            .args(args)
+            .current_dir(self.root())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn apply_ok(&self) -> Output {
+        let out = self.run(&["apply", "-y"]);
+        assert!(out.status.success(), "apply failed:\n{}", both(&out));
+        out
+    }
+
+    fn plan_code(&self) -> i32 {
+        self.run(&["plan", "--detailed-exitcode"])
+            .status
+            .code()
+            .unwrap()
+    }
+
+    fn inspect(&self, format: &str) -> String {
+        docker(&["inspect", "-f", format, &self.name])
+    }
+
+    fn exists(&self) -> bool {
+        Command::new("docker")
+            .args(["inspect", &self.name])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn node_dir(&self) -> PathBuf {
+        self.root().join("workspace/ComfyUI/custom_nodes/Extra")
+    }
+
+    /// `comfyprov token`.
+    fn token(&self) -> String {
+        let out = self.run(&["token"]);
+        assert!(out.status.success(), "token: {}", both(&out));
+        String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
+    }
+
+    /// Commit `requirements.txt` with `content` to Extra's source and pin the node to it, with
+    /// `requirements = true`.
+    fn pin_requirements(&mut self, content: &str) {
+        std::fs::write(self.node.path.join("requirements.txt"), content).unwrap();
+        crate::support::git(&self.node.path, &["add", "requirements.txt"]);
+        crate::support::git(&self.node.path, &["commit", "-q", "-m", "requirements"]);
+        self.node_rev = crate::support::git(&self.node.path, &["rev-parse", "HEAD"]);
+        self.write_manifest_with(&[], CPU, NO_AUTH, "requirements = true");
+    }
+
+    fn site_packages(&self) -> PathBuf {
+        self.root().join("workspace/ComfyUI/venv/lib/site-packages")
+    }
+
+    /// GET on the published port.
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        http_get(self.port, path, headers)
+    }
+}
+
+#[test]
+fn fresh_apply_creates_and_starts_the_container_and_a_second_apply_does_nothing() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    let out = d.apply_ok();
+    assert!(
+        both(&out).contains(&format!("done     create and start container {}", d.name)),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(d.inspect("{{.State.Status}}"), "running");
+    assert_eq!(
+        d.inspect("{{index .Config.Labels \"comfyprov.project\"}}"),
+        d.name
+    );
+    let started = d.inspect("{{.State.StartedAt}}");
+    let id = d.inspect("{{.Id}}");
+    // The healthcheck is the container's own interpreter connecting to ComfyUI's port.
+    let test: Vec<String> =
+        serde_json::from_str(&d.inspect("{{json .Config.Healthcheck.Test}}")).unwrap();
+    assert_eq!(test[..3], ["CMD", "venv/bin/python3", "-c"]);
+    let mut exec = vec!["exec", &d.name];
+    exec.extend(test[1..].iter().map(String::as_str));
+    docker(&exec);
+
+    let out = d.apply_ok();
+    assert!(both(&out).contains("nothing to do"), "{}", both(&out));
+    assert_eq!(d.inspect("{{.State.StartedAt}}"), started, "not restarted");
+    assert_eq!(d.inspect("{{.Id}}"), id, "not recreated");
+    assert_eq!(d.plan_code(), 0);
+}
+
+#[test]
+fn stopped_container_is_started_and_a_removed_one_created_again() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.apply_ok();
+    docker(&["stop", "-t", "1", &d.name]);
+    // verify does not wait out its timeout for a stopped server.
+    let t = std::time::Instant::now();
+    let out = d.run(&["verify", "--timeout", "60"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        both(&out).contains(&format!(
+            "cannot verify: container {} is exited, so the server cannot answer",
+            d.name
+        )),
+        "{}",
+        both(&out)
+    );
+    assert!(t.elapsed().as_secs() < 30, "failed fast");
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains(&format!("~ start container {} (exited)", d.name)),
+        "{plan}"
+    );
+    d.apply_ok();
+    assert_eq!(d.inspect("{{.State.Status}}"), "running");
+
+    docker(&["rm", "-f", &d.name]);
+    let out = d.apply_ok();
+    assert!(
+        both(&out).contains("create and start container"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(d.inspect("{{.State.Status}}"), "running");
+    assert_eq!(d.plan_code(), 0);
+}
+
+#[test]
+fn changed_args_recreate_the_container_and_the_plan_names_the_field() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.apply_ok();
+    let id = d.inspect("{{.Id}}");
+    d.write_manifest(
+        &["--preview-method", "auto"],
+        "mode = \"none\"",
+        "[auth]\nmode = \"none\"\n",
+    );
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains(&format!(
+            "~ recreate container {} (command changed)",
+            d.name
+        )),
+        "{plan}"
+    );
+    d.apply_ok();
+    assert_ne!(d.inspect("{{.Id}}"), id);
+    assert!(
+        d.inspect("{{json .Config.Cmd}}")
+            .contains("--preview-method")
+    );
+    assert_eq!(d.plan_code(), 0);
+}
+
+#[test]
+fn node_changes_restart_the_container_once_including_changes_made_between_applies() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.apply_ok();
+    let started = d.inspect("{{.State.StartedAt}}");
+
+    // Deleted by hand: cloned again, then one restart, last.
+    std::fs::remove_dir_all(d.node_dir()).unwrap();
+    let out = d.apply_ok();
+    let text = both(&out);
+    let clone = text.find("done     clone Extra").expect("clone done");
+    let restart = text
+        .find(&format!("done     restart container {}", d.name))
+        .expect("restart done");
+    assert!(clone < restart, "restart comes last:\n{text}");
+    assert_eq!(text.matches("restart container").count(), 2, "{text}");
+    let restarted = d.inspect("{{.State.StartedAt}}");
+    assert_ne!(restarted, started);
+
+    // Changed while nobody restarted: `--workspace-only` converges the files only, and the next
+    // apply finds the restart pending.
+    std::fs::remove_dir_all(d.node_dir()).unwrap();
+    d.run(&["apply", "-y", "--workspace-only"]);
+    let plan = both(&d.run(&["plan"]));
+    assert!(plan.contains("(pending restart)"), "{plan}");
+    d.apply_ok();
+    assert_ne!(d.inspect("{{.State.StartedAt}}"), restarted);
+    assert_eq!(d.plan_code(), 0);
+}
+
+#[test]
+fn missing_image_is_a_clear_error_and_nothing_is_created() {
+    if !docker_available() {
+        return;
+    }
+    let mut d = Deploy::new();
+    d.image_ref = format!("{}:not-built", unique("comfyprov-test-missing"));
+    d.write_manifest(&[], "mode = \"none\"", "[auth]\nmode = \"none\"\n");
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains(&format!(
+            "image `{}` is not present locally and cannot be pulled",
+            d.image_ref
+        )),
+        "{}",
+        both(&out)
+    );
+    assert!(!d.exists());
+}
+
+#[test]
+fn nvidia_requested_on_a_daemon_without_it_fails_before_anything_is_created() {
+    if !docker_available() {
+        return;
+    }
+    let runtimes = docker(&["info", "-f", "{{json .Runtimes}}"]);
+    if runtimes.contains("nvidia") {
+        eprintln!("skipping: this daemon has the NVIDIA runtime");
+        return;
+    }
+    let d = Deploy::new();
+    d.write_manifest(
+        &[],
+        "mode = \"nvidia\"\ncount = 1",
+        "[auth]\nmode = \"none\"\n",
+    );
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains("gpu.mode is \"nvidia\", but the Docker daemon has no NVIDIA runtime"),
+        "{}",
+        both(&out)
+    );
+    assert!(!d.exists(), "nothing created");
+}
+
+#[test]
+fn container_comfyprov_did_not_create_is_left_unless_force() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    let _foreign = TestContainer::create(&d.name, &d.image.tag, &[], &[]);
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains(&format!("blocked: container {} is not comfyprov's", d.name)),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(
+        d.inspect("{{index .Config.Labels \"comfyprov.project\"}}"),
+        ""
+    );
+    let out = d.run(&["apply", "-y", "--force"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        d.inspect("{{index .Config.Labels \"comfyprov.project\"}}"),
+        d.name
+    );
+}
+
+#[test]
+fn login_mode_never_starts_a_server_without_a_password_that_verifies() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    // Login mode with a secret that does not exist.
+    d.write_manifest(&[], CPU, &LOGIN.replace("\"pw\"", "\"missing.password\""));
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("(login/PASSWORD would not be valid)"),
+        "the container step is blocked:\n{text}"
+    );
+    assert!(!d.exists(), "no server without a password");
+}
+
+/// A login-mode server already running without PASSWORD takes the empty token: `verify` catches
+/// it, `plan` calls it critical, and apply closes the hole.
+#[test]
+fn running_login_server_without_password_is_critical_and_verify_catches_it() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    let comfy = d.root().join("workspace/ComfyUI");
+    crate::support::clone_at(
+        &d.login,
+        &comfy.join("custom_nodes/ComfyUI-Login"),
+        &d.login.v1,
+    );
+    crate::support::clone_at(&d.node, &comfy.join("custom_nodes/Extra"), &d.node.v2);
+    // Started by hand, the way a compose file without comfyprov would.
+    let label = format!("comfyprov.project={}", d.name);
+    let mount = format!("{}:/workspace/ComfyUI", comfy.display());
+    let publish = format!("127.0.0.1:{}:8188", d.port);
+    let _c = TestContainer::create(
+        &d.name,
+        &d.image.tag,
+        &[
+            "--label",
+            &label,
+            "-v",
+            &mount,
+            "-w",
+            "/workspace/ComfyUI",
+            "-p",
+            &publish,
+            "--entrypoint",
+            "venv/bin/python3",
+        ],
+        &["main.py", "--listen", "0.0.0.0", "--port", "8188"],
+    );
+    docker(&["start", &d.name]);
+
+    let out = d.run(&["verify", "--timeout", "20"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("FAIL  GET /system_stats?token= (the empty token ComfyUI-Login takes without PASSWORD): 200, expected 401"),
+        "the empty token is accepted, and verify says so:\n{text}"
+    );
+    assert!(
+        text.contains("FAIL  live argv matches the manifest"),
+        "{text}"
+    );
+    assert_eq!(
+        d.get("/system_stats?token=", &[]).0,
+        200,
+        "the hole is real"
+    );
+
+    let text = both(&d.run(&["plan"]));
+    assert!(
+        text.contains(&format!(
+            "CRITICAL: container `{}` is running in login mode, but login/PASSWORD is missing",
+            d.name
+        )),
+        "{text}"
+    );
+    // apply writes PASSWORD, and only then may the server be recreated from the spec.
+    let out = d.apply_ok();
+    assert!(both(&out).contains("Verified:"), "{}", both(&out));
+    assert_eq!(
+        d.get("/system_stats?token=", &[]).0,
+        401,
+        "the hole is closed"
+    );
+    let text = both(&d.run(&["plan"]));
+    assert!(!text.contains("CRITICAL"), "{text}");
+}
+
+#[test]
+fn verify_passes_after_a_fresh_login_apply_and_probes_like_a_client() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    let out = d.apply_ok();
+    let text = both(&out);
+    for line in [
+        "ok    GET /system_stats without a token: 401",
+        "ok    GET /system_stats with the token (Bearer): 200",
+        "ok    GET /system_stats?token= (the empty token ComfyUI-Login takes without PASSWORD): 401",
+        "ok    GET /system_stats as a browser (Accept: text/html): 302 to /login",
+        "ok    live argv matches the manifest: main.py --listen 0.0.0.0 --port 8188 --cpu",
+        "ok    node Extra: loaded",
+        "ok    node ComfyUI-Login: loaded",
+        "server: ComfyUI 0.3.68, Python 3.11.2, devices: cpu (cpu)",
+        "Verified: 7 checks passed.",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    let token = d.token();
+    assert!(!text.contains(&token), "apply never prints the token");
+
+    let out = d.run(&["verify", "--json"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["comfyui_version"], "0.3.68");
+    assert_eq!(v["argv"], v["expected_argv"]);
+    assert_eq!(v["imported"]["ComfyUI-Login"], true);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&token));
+
+    // What a client sees, through the tests' own HTTP.
+    let bearer = format!("Bearer {token}");
+    assert_eq!(d.get("/system_stats", &[("Authorization", &bearer)]).0, 200);
+    assert_eq!(d.get(&format!("/system_stats?token={token}"), &[]).0, 200);
+    assert_eq!(d.get("/system_stats", &[]).0, 401);
+    // The browser's way in: ComfyUI-Login checks the form's password against PASSWORD's hash.
+    let login = |password: &str| {
+        crate::support::http_post_form(
+            d.port,
+            "/login",
+            &format!("username=admin&password={}", password.replace(' ', "+")),
+        )
+    };
+    assert_eq!(
+        login("correct horse battery staple"),
+        (302, Some("/".to_owned()))
+    );
+    assert_eq!(login("wrong").1.as_deref(), Some("/login?wrong=1"));
+}
+
+/// One spec, two outputs: the container docker-compose creates from the rendered file and the
+/// one apply creates through the API agree on everything the spec holds.
+#[test]
+fn compose_file_and_api_create_the_same_container() {
+    if !docker_available() || !crate::support::docker_compose_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.write_manifest(
+        &["--preview-method", "auto"],
+        "mode = \"none\"",
+        "[auth]\nmode = \"none\"\n[policy]\nallow_public_without_auth = false\n",
+    );
+    d.apply_ok();
+    let fields = [
+        "{{.Config.Image}}",
+        "{{json .Config.Cmd}}",
+        "{{.Config.WorkingDir}}",
+        "{{json .Config.Env}}",
+        "{{index .Config.Labels \"comfyprov.project\"}}",
+        "{{index .Config.Labels \"comfyprov.spec\"}}",
+        "{{json .HostConfig.PortBindings}}",
+        "{{range .HostConfig.Mounts}}{{.Type}} {{.Source}} {{.Target}}{{end}}",
+        "{{json .HostConfig.DeviceRequests}}",
+        "{{.HostConfig.RestartPolicy.Name}}",
+        "{{json .HostConfig.Init}}",
+        "{{json .Config.Healthcheck}}",
+    ];
+    let api: Vec<String> = fields.iter().map(|f| d.inspect(f)).collect();
+    docker(&["rm", "-f", &d.name]);
+
+    let compose = |args: &[&str]| {
+        let out = Command::new("docker-compose")
+            .args(["-p", &d.name, "-f", "docker-compose-no-auth.yml"])
+            .args(args)
+            .current_dir(d.root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}",
+            both(&out)
+        );
+    };
+    compose(&["up", "--no-start"]);
+    let from_compose: Vec<String> = fields.iter().map(|f| d.inspect(f)).collect();
+    for ((field, a), c) in fields.iter().zip(&api).zip(&from_compose) {
+        assert_eq!(a, c, "{field} differs between the API and compose");
+    }
+    // The spec label matches, so comfyprov only starts compose's container.
+    let plan = both(&d.run(&["plan"]));
+    assert!(plan.contains("~ start container"), "{plan}");
+    assert!(!plan.contains("recreate"), "{plan}");
+    compose(&["down"]);
+}
+
+#[test]
+fn missing_container_is_planned_for_creation() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    let out = d.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        both(&out).contains(&format!("+ create and start container {}", d.name)),
+        "{}",
+        both(&out)
+    );
+}
+
+/// No daemon: plan still shows the workspace and says why in one line; apply does the workspace
+/// steps and then fails with that line.
+#[test]
+fn unreachable_daemon_keeps_plan_useful_and_fails_apply_after_the_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("comfy.toml"),
+        r#"[project]
+name = "no-daemon"
+[workspace]
+path = "workspace"
+[container]
+image = "img:1"
+[gpu]
+mode = "none"
+[auth]
+mode = "none"
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("workspace/ComfyUI")).unwrap();
+    let socket = dir.path().join("no-such-docker.sock");
+    let host = format!("unix://{}", socket.display());
+    let go = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_comfyprov"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", &host)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = go(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("+ render docker-compose-no-auth.yml"),
+        "{text}"
+    );
+    let line = format!("container not observed: the Docker daemon at {host} cannot be reached (");
+    assert_eq!(text.matches(&line).count(), 1, "one clear line:\n{text}");
+
+    let out = go(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains(&format!(
+            "cannot verify: the Docker daemon at {host} cannot be reached"
+        )),
+        "{}",
+        both(&out)
+    );
+
+    let out = go(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(dir.path().join("docker-compose-no-auth.yml").exists());
+    assert!(
+        both(&out).contains(&format!(
+            "error: the container cannot be observed: the Docker daemon at {host} cannot be reached"
+        )),
+        "{}",
+        both(&out)
+    );
+}
+
+/// Requirements are installed with the container's interpreter, through exec, before the one
+/// restart; the same content is never installed twice; a change is installed again; a failure
+/// shows pip's last lines and is retried by the next apply.
+#[test]
+fn requirements_are_installed_in_the_container_then_the_server_restarts() {
+    if !docker_available() {
+        return;
+    }
+    let mut d = Deploy::new();
+    d.pin_requirements("pillow>=10  # imaging\n");
+    let out = d.apply_ok();
+    let text = both(&out);
+    let at = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("missing {s:?}:\n{text}"))
+    };
+    assert!(
+        at(&format!("done     create and start container {}", d.name))
+            < at("done     install Extra/requirements.txt in the container (installed pillow")
+    );
+    assert!(
+        at("done     install Extra/requirements.txt")
+            < at(&format!("done     restart container {}", d.name))
+    );
+    assert!(d.site_packages().join("pillow").exists());
+    assert!(text.contains("ok    node Extra: loaded"), "{text}");
+    assert_eq!(d.plan_code(), 0, "installed once, recorded");
+    let started = d.inspect("{{.State.StartedAt}}");
+    let out = d.apply_ok();
+    assert!(both(&out).contains("nothing to do"), "{}", both(&out));
+    assert_eq!(d.inspect("{{.State.StartedAt}}"), started);
+
+    // A new pin brings a new requirements.txt: checkout, install, one restart.
+    d.pin_requirements("pillow>=10\nrequests==2.32.3\n");
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains("+ install Extra/requirements.txt in the container")
+            && plan.contains("custom_nodes/Extra changes in this apply"),
+        "{plan}"
+    );
+    let out = d.apply_ok();
+    assert!(
+        both(&out).contains("installed pillow requests"),
+        "{}",
+        both(&out)
+    );
+    assert!(d.site_packages().join("requests").exists());
+    assert_ne!(d.inspect("{{.State.StartedAt}}"), started);
+
+    // pip fails: its last lines are shown, nothing is recorded, and the next apply retries.
+    d.pin_requirements("no-such-package-xyz\n");
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("failed to install Extra/requirements.txt in the container")
+            && text.contains("exited with 1; its last lines:")
+            && text.contains("ERROR: No matching distribution found for no-such-package-xyz"),
+        "{text}"
+    );
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains("Extra/requirements.txt changed since it was installed"),
+        "retried by the next apply:\n{plan}"
+    );
+    let out = d.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        both(&out).contains("FAIL  node Extra: IMPORT FAILED"),
+        "{}",
+        both(&out)
+    );
+}
+
+/// The secret changed: PASSWORD is rewritten, the server restarts to read it, and the new token
+/// (and only it) works.
+#[test]
+fn stale_password_is_synced_the_server_restarted_and_the_new_token_verifies() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    d.apply_ok();
+    let old = d.token();
+    let started = d.inspect("{{.State.StartedAt}}");
+
+    std::fs::write(d.root().join("pw"), "a brand new passphrase\n").unwrap();
+    let plan = both(&d.run(&["plan"]));
+    assert!(plan.contains("~ write login/PASSWORD"), "{plan}");
+    assert!(
+        plan.contains(&format!("~ restart container {}", d.name)),
+        "{plan}"
+    );
+    let out = d.apply_ok();
+    let text = both(&out);
+    assert!(
+        text.contains("ok    GET /system_stats with the token (Bearer): 200"),
+        "{text}"
+    );
+    assert!(text.contains("Verified:"), "{text}");
+    assert_ne!(d.inspect("{{.State.StartedAt}}"), started, "restarted");
+    let new = d.token();
+    assert_ne!(new, old);
+    assert_eq!(
+        d.get(
+            "/system_stats",
+            &[("Authorization", &format!("Bearer {new}"))]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        d.get(
+            "/system_stats",
+            &[("Authorization", &format!("Bearer {old}"))]
+        )
+        .0,
+        401,
+        "the old token is dead"
+    );
+    assert_eq!(d.plan_code(), 0);
+}
+
+/// Login → none: the login node is disabled, the no-auth compose file written, the server
+/// restarted, and it answers without a token.
+#[test]
+fn switching_login_to_none_disables_the_node_and_restarts_into_an_open_server() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    d.apply_ok();
+    assert_eq!(d.get("/system_stats", &[]).0, 401);
+
+    d.write_manifest(&[], CPU, NO_AUTH);
+    let out = d.apply_ok();
+    let text = both(&out);
+    for line in [
+        "done     disable custom_nodes/ComfyUI-Login",
+        "done     render docker-compose-no-auth.yml",
+        &format!("done     restart container {}", d.name),
+        "ok    GET /system_stats without a token (auth none): 200",
+        "ok    ComfyUI-Login not loaded (auth none): not loaded",
+        "Verified:",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    assert!(
+        d.root()
+            .join("workspace/ComfyUI/custom_nodes/ComfyUI-Login.disabled")
+            .is_dir()
+    );
+    assert_eq!(d.get("/system_stats", &[]).0, 200);
+    assert_eq!(d.plan_code(), 0);
+}
+
+/// An image missing locally but in a reachable registry is pulled, and the pull reports layers
+/// and bytes as it goes. The registry is a real one as far as dockerd can tell.
+#[test]
+fn image_from_a_reachable_registry_is_pulled_with_progress() {
+    if !docker_available() {
+        return;
+    }
+    // An image whose layer no other image here has (`from_binary` makes each one unique),
+    // served by the registry and then removed locally: the pull must download it.
+    let local = TestImage::from_binary(&fake_comfyui(), &["main.py"]);
+    let repo = unique("comfyprov-test-pull");
+    let registry = crate::support::FakeRegistry::serve(&local.tag, &repo, "1");
+    drop(local);
+    // The pulled image is removed on drop like the built one.
+    let pulled = TestImage {
+        tag: format!("127.0.0.1:{}/{repo}:1", registry.port),
+    };
+    // Made after `pulled`, so dropped before it: the container goes before its image.
+    let mut d = Deploy::new();
+    d.image_ref = pulled.tag.clone();
+    d.write_manifest(&[], CPU, NO_AUTH);
+    let desired = comfyprov::ops::load(&d.root().join("comfy.toml"))
+        .unwrap()
+        .desired;
+    let planned = comfyprov::ops::plan(&desired, &Default::default());
+    let pulls = crate::support::Recorder::default();
+    let report = comfyprov::ops::apply(
+        &desired,
+        &planned,
+        &Default::default(),
+        &Default::default(),
+        &pulls,
+    )
+    .report;
+    assert!(
+        report.failed().next().is_none(),
+        "{:?}",
+        report.failed().collect::<Vec<_>>()
+    );
+    assert_eq!(d.inspect("{{.Config.Image}}"), pulled.tag);
+    let events = pulls.pulls.lock().unwrap();
+    let last = events
+        .iter()
+        .rev()
+        .find_map(|p| match *p {
+            comfyprov::report::Progress::Pull {
+                layers_done,
+                layers,
+                bytes_done,
+                bytes_total,
+            } => Some((layers_done, layers, bytes_done, bytes_total)),
+            _ => None,
+        })
+        .expect("the pull reported progress");
+    let (layers_done, layers, bytes_done, bytes_total) = last;
+    assert!(layers >= 1 && layers_done == layers, "{last:?}");
+    assert!(
+        bytes_total > 1_000_000 && bytes_done == bytes_total,
+        "{last:?}"
+    );
+    assert_eq!(d.run(&["verify"]).status.code(), Some(0));
+}
+
+/// A server that cannot start (here: the workspace has no interpreter) makes apply fail at its
+/// verify, at once rather than after the readiness timeout.
+#[test]
+fn apply_fails_fast_when_the_server_cannot_start() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    std::fs::remove_file(d.root().join("workspace/ComfyUI/venv/bin/python3")).unwrap();
+    let t = std::time::Instant::now();
+    let out = d.run(&["apply", "-y", "--verify-timeout", "100"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains(&format!("cannot verify: container {} is", d.name))
+            && text.contains("so the server cannot answer"),
+        "{text}"
+    );
+    assert!(t.elapsed().as_secs() < 60, "did not wait out the timeout");
+}

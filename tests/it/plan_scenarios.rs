@@ -1,0 +1,901 @@
+//! The planner, scenario by scenario: a `Desired` from a manifest, an `Observed` built by hand,
+//! and a snapshot of the plan as `comfyprov plan` prints it. Pure and fast: no disk, no git.
+
+use std::path::Path;
+
+use comfyprov::manifest::{self, Desired};
+use comfyprov::observe::container::ContainerInfo;
+use comfyprov::observe::login::{HashState, PasswordFile, PasswordState};
+use comfyprov::observe::requirements::Requirements;
+use comfyprov::observe::{
+    Checkout, ContainerState, DirState, Dirty, FileState, NodeDir, Observed, SecretState,
+    sha256_hex,
+};
+use comfyprov::plan::{self, Options, Plan, display};
+
+const LOGIN_PIN: &str = "69109257f4629a11ebe26cd65667536c4f8dddcb";
+const OTHER: &str = "1111111111111111111111111111111111111111";
+const COMFY_TAG_COMMIT: &str = "2222222222222222222222222222222222222222";
+const LOGIN_URL: &str = "https://github.com/liusida/ComfyUI-Login";
+
+const BASE: &str = r#"
+[project]
+name = "qwen"
+
+[workspace]
+path = "./workspace"
+
+[comfyui]
+git = "https://github.com/comfyanonymous/ComfyUI"
+rev = "v0.3.68"
+
+[container]
+image = "nvidia/cuda:12.4.0-devel-ubuntu22.04"
+listen = "0.0.0.0"
+
+[gpu]
+mode = "nvidia"
+devices = ["0"]
+
+[auth]
+mode = "login"
+password_file = ".secrets/pw"
+generate = true
+
+[[nodes]]
+name = "ComfyUI-Login"
+git = "https://github.com/liusida/ComfyUI-Login"
+rev = "69109257f4629a11ebe26cd65667536c4f8dddcb"
+"#;
+
+fn desired_from(text: &str) -> Desired {
+    match manifest::parse("comfy.toml", text.to_owned(), Path::new("/nonexistent")) {
+        Ok(d) => d,
+        Err(p) => panic!("{}", manifest::render_plain(&p, 80)),
+    }
+}
+
+fn desired() -> Desired {
+    desired_from(BASE)
+}
+
+fn checkout(head: &str, origin: &str) -> DirState {
+    DirState::Git(Checkout {
+        head: Some(head.to_owned()),
+        origin: Some(origin.to_owned()),
+        dirty: None,
+        resolved: None,
+    })
+}
+
+/// A ComfyUI-Login checkout at `head` with local changes to `files`.
+fn dirty_login(head: &str, files: &[&str]) -> DirState {
+    DirState::Git(Checkout {
+        head: Some(head.to_owned()),
+        origin: Some(LOGIN_URL.to_owned()),
+        dirty: Some(Dirty {
+            count: files.len(),
+            sample: files.iter().map(|f| f.to_string()).collect(),
+        }),
+        resolved: None,
+    })
+}
+
+fn node(dir: &str, state: Option<DirState>) -> NodeDir {
+    NodeDir {
+        dir: dir.to_owned(),
+        state,
+    }
+}
+
+fn password(hash: HashState, username: Option<&str>, mode: u32) -> PasswordFile {
+    PasswordFile::Present {
+        hash,
+        username: username.map(str::to_owned),
+        mode,
+    }
+}
+
+fn good_password() -> PasswordFile {
+    password(HashState::Verified, Some("admin"), 0o600)
+}
+
+/// Reality exactly as `d` declares it.
+fn converged(d: &Desired) -> Observed {
+    let compose = comfyprov::render::compose::render(d).map(|y| FileState::Present {
+        sha256: sha256_hex(y.as_bytes()),
+    });
+    let mut nodes: Vec<NodeDir> = d
+        .nodes
+        .iter()
+        .map(|n| {
+            node(
+                &n.name,
+                Some(checkout(&commit_of(&n.source.rev), &n.source.url)),
+            )
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Observed {
+        workspace_exists: true,
+        comfyui: DirState::Git(Checkout {
+            head: Some(COMFY_TAG_COMMIT.to_owned()),
+            origin: Some("https://github.com/comfyanonymous/ComfyUI".to_owned()),
+            dirty: None,
+            resolved: Some(COMFY_TAG_COMMIT.to_owned()),
+        }),
+        custom_nodes: nodes,
+        secret: match d.auth {
+            manifest::AuthSpec::None { .. } => SecretState::NotUsed,
+            _ => SecretState::Present { mode: Some(0o600) },
+        },
+        password: PasswordState {
+            file: good_password(),
+            legacy: PasswordFile::Missing,
+            digest: String::new(),
+            legacy_digest: String::new(),
+        },
+        compose,
+        container: match d.container {
+            Some(_) => ContainerState::NotObserved {
+                reason: "comfyprov does not manage containers yet".to_owned(),
+            },
+            None => ContainerState::NotManaged,
+        },
+        inputs_changed_ns: None,
+        requirements: Default::default(),
+    }
+}
+
+/// A full commit id for a pin in these tests (commit pins are written in full here).
+fn commit_of(rev: &manifest::Rev) -> String {
+    match rev {
+        manifest::Rev::Commit(c) => format!("{c:0<40}"),
+        manifest::Rev::Named(_) => OTHER.to_owned(),
+    }
+}
+
+fn set_node(o: &mut Observed, dir: &str, state: Option<DirState>) {
+    o.custom_nodes.retain(|n| n.dir != dir);
+    o.custom_nodes.push(node(dir, state));
+    o.custom_nodes.sort_by(|a, b| a.dir.cmp(&b.dir));
+}
+
+fn render(p: &Plan) -> String {
+    display::render(p, "qwen (comfy.toml)", false)
+}
+
+fn run(d: &Desired, o: &Observed) -> String {
+    render(&plan::plan(d, o, &Options::default()))
+}
+
+fn run_forced(d: &Desired, o: &Observed) -> String {
+    render(&plan::plan(
+        d,
+        o,
+        &Options {
+            force: true,
+            ..Default::default()
+        },
+    ))
+}
+
+macro_rules! scenario {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            let out: String = $body;
+            insta::with_settings!({ snapshot_path => "snapshots/plan", prepend_module_to_snapshot => false }, {
+                insta::assert_snapshot!(stringify!($name), out);
+            });
+        }
+    };
+}
+
+#[test]
+fn converged_workspace_plans_nothing() {
+    let d = desired();
+    let p = plan::plan(&d, &converged(&d), &Options::default());
+    assert!(!p.has_changes(), "unexpected steps: {:#?}", p.steps);
+    assert_eq!(p.notes.len(), 1, "only the container note: {:#?}", p.notes);
+}
+
+#[test]
+fn planning_is_deterministic() {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", None);
+    set_node(&mut o, "Extra", None);
+    o.password.file = PasswordFile::Missing;
+    assert_eq!(
+        plan::plan(&d, &o, &Options::default()),
+        plan::plan(&d, &o, &Options::default())
+    );
+}
+
+scenario!(fresh_machine_plans_everything, {
+    let d = desired();
+    let o = Observed {
+        workspace_exists: false,
+        comfyui: DirState::Missing,
+        custom_nodes: vec![],
+        secret: SecretState::Missing,
+        password: PasswordState {
+            file: PasswordFile::Missing,
+            legacy: PasswordFile::Missing,
+            digest: String::new(),
+            legacy_digest: String::new(),
+        },
+        compose: Some(FileState::Missing),
+        container: ContainerState::NotObserved {
+            reason: "not yet".to_owned(),
+        },
+        inputs_changed_ns: None,
+        requirements: Default::default(),
+    };
+    run(&d, &o)
+});
+
+scenario!(missing_node_is_cloned, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.custom_nodes.clear();
+    run(&d, &o)
+});
+
+scenario!(node_at_another_commit_is_checked_out, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(checkout(OTHER, LOGIN_URL)));
+    run(&d, &o)
+});
+
+scenario!(short_commit_pin_matches_by_prefix, {
+    let d = desired_from(&BASE.replace(LOGIN_PIN, "6910925"));
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(checkout(LOGIN_PIN, LOGIN_URL)),
+    );
+    run(&d, &o)
+});
+
+scenario!(comfyui_at_another_tag_is_checked_out, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.comfyui = DirState::Git(Checkout {
+        head: Some(OTHER.to_owned()),
+        origin: Some("https://github.com/comfyanonymous/ComfyUI.git".to_owned()),
+        dirty: None,
+        resolved: Some(COMFY_TAG_COMMIT.to_owned()),
+    });
+    run(&d, &o)
+});
+
+scenario!(tag_not_fetched_yet_is_checked_out_after_fetch, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.comfyui = DirState::Git(Checkout {
+        head: Some(OTHER.to_owned()),
+        origin: Some("https://github.com/comfyanonymous/ComfyUI".to_owned()),
+        dirty: None,
+        resolved: None,
+    });
+    run(&d, &o)
+});
+
+scenario!(comfyui_missing_without_comfyui_table_is_blocked, {
+    let d = desired_from(&BASE.replace(
+        "[comfyui]\ngit = \"https://github.com/comfyanonymous/ComfyUI\"\nrev = \"v0.3.68\"\n",
+        "",
+    ));
+    let mut o = converged(&d);
+    o.comfyui = DirState::Missing;
+    run(&d, &o)
+});
+
+scenario!(dirty_node_that_must_move_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(dirty_login(OTHER, &["password.py", "notes.txt"])),
+    );
+    run(&d, &o)
+});
+
+scenario!(dirty_node_with_force_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(dirty_login(OTHER, &["password.py"])),
+    );
+    run_forced(&d, &o)
+});
+
+scenario!(dirty_node_at_its_pin_is_only_noted, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(dirty_login(LOGIN_PIN, &["login.html"])),
+    );
+    run(&d, &o)
+});
+
+scenario!(non_git_node_dir_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(DirState::NotGit));
+    run(&d, &o)
+});
+
+scenario!(non_git_node_dir_with_force_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(DirState::NotGit));
+    run_forced(&d, &o)
+});
+
+scenario!(foreign_origin_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(checkout(
+            LOGIN_PIN,
+            "https://github.com/someone/ComfyUI-Login-fork",
+        )),
+    );
+    run(&d, &o)
+});
+
+scenario!(checkout_without_origin_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(DirState::Git(Checkout {
+            head: Some(LOGIN_PIN.to_owned()),
+            ..Checkout::default()
+        })),
+    );
+    run(&d, &o)
+});
+
+#[test]
+fn origin_with_git_suffix_or_slash_is_the_same_repository() {
+    let d = desired();
+    for origin in [format!("{LOGIN_URL}.git"), format!("{LOGIN_URL}/")] {
+        let mut o = converged(&d);
+        set_node(&mut o, "ComfyUI-Login", Some(checkout(LOGIN_PIN, &origin)));
+        assert!(
+            !plan::plan(&d, &o, &Options::default()).has_changes(),
+            "{origin}"
+        );
+    }
+}
+
+scenario!(disabled_twin_is_enabled_and_checked_out, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.custom_nodes.clear();
+    set_node(
+        &mut o,
+        "ComfyUI-Login.disabled",
+        Some(checkout(OTHER, LOGIN_URL)),
+    );
+    run(&d, &o)
+});
+
+scenario!(unmanaged_dirs_are_kept_and_listed_under_keep_policy, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login.bak", None);
+    set_node(&mut o, "SomethingElse", None);
+    run(&d, &o)
+});
+
+scenario!(unmanaged_dirs_are_disabled_under_disable_policy, {
+    let d = desired_from(&format!(
+        "{BASE}\n[policy]\nunmanaged_nodes = \"disable\"\n"
+    ));
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login.bak", None);
+    set_node(&mut o, "SomethingElse", None);
+    set_node(&mut o, "Old.disabled", None);
+    run(&d, &o)
+});
+
+scenario!(auth_none_disables_the_login_node, {
+    let d = desired_from(
+        r#"
+[project]
+name = "qwen"
+[workspace]
+path = "./workspace"
+[container]
+image = "img"
+listen = "127.0.0.1"
+[auth]
+mode = "none"
+"#,
+    );
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", None);
+    run(&d, &o)
+});
+
+scenario!(missing_password_file_is_written, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Missing;
+    run(&d, &o)
+});
+
+scenario!(stale_password_hash_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = password(HashState::Mismatch, Some("admin"), 0o600);
+    run(&d, &o)
+});
+
+scenario!(malformed_password_hash_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = password(HashState::Malformed, Some("admin"), 0o600);
+    run(&d, &o)
+});
+
+scenario!(password_without_username_line_keeps_its_hash, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = password(HashState::Verified, None, 0o600);
+    run(&d, &o)
+});
+
+scenario!(password_with_another_username_keeps_its_hash, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = password(HashState::Verified, Some("root"), 0o600);
+    run(&d, &o)
+});
+
+scenario!(world_readable_password_gets_mode_0600, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = password(HashState::Verified, Some("admin"), 0o644);
+    run(&d, &o)
+});
+
+scenario!(legacy_password_that_verifies_is_moved_keeping_the_token, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Missing;
+    o.password.legacy = good_password();
+    run(&d, &o)
+});
+
+scenario!(legacy_password_without_username_is_moved_then_completed, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Missing;
+    o.password.legacy = password(HashState::Verified, None, 0o644);
+    run(&d, &o)
+});
+
+scenario!(stale_legacy_password_is_removed_and_a_new_one_written, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = PasswordFile::Missing;
+    o.password.legacy = password(HashState::Mismatch, Some("admin"), 0o644);
+    run(&d, &o)
+});
+
+scenario!(legacy_password_beside_a_good_one_is_removed, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.legacy = good_password();
+    run(&d, &o)
+});
+
+scenario!(missing_secret_without_generate_blocks, {
+    let d = desired_from(&BASE.replace("generate = true\n", ""));
+    let mut o = converged(&d);
+    o.secret = SecretState::Missing;
+    o.password.file = password(
+        HashState::Unchecked {
+            reason: "no secret".to_owned(),
+        },
+        Some("admin"),
+        0o600,
+    );
+    run(&d, &o)
+});
+
+scenario!(missing_secret_with_generate_is_generated_and_written, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.secret = SecretState::Missing;
+    run(&d, &o)
+});
+
+scenario!(unset_password_variable_blocks, {
+    let d = desired_from(&BASE.replace(
+        "password_file = \".secrets/pw\"\ngenerate = true",
+        "password_env = \"COMFY_PW\"",
+    ));
+    let mut o = converged(&d);
+    o.secret = SecretState::Missing;
+    run(&d, &o)
+});
+
+scenario!(secret_readable_by_others_is_noted, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.secret = SecretState::Present { mode: Some(0o644) };
+    run(&d, &o)
+});
+
+scenario!(ready_hash_that_differs_is_copied, {
+    let d = desired_from(&BASE.replace(
+        "password_file = \".secrets/pw\"\ngenerate = true",
+        "hash_file = \".secrets/hash\"",
+    ));
+    let mut o = converged(&d);
+    o.password.file = password(HashState::Mismatch, Some("admin"), 0o600);
+    run(&d, &o)
+});
+
+scenario!(missing_compose_file_is_rendered, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.compose = Some(FileState::Missing);
+    run(&d, &o)
+});
+
+scenario!(compose_file_edited_by_hand_is_rendered_again, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.compose = Some(FileState::Present {
+        sha256: sha256_hex(b"services: {}\n"),
+    });
+    run(&d, &o)
+});
+
+scenario!(workspace_only_manifest_has_no_compose_or_container, {
+    let d = desired_from(
+        r#"
+[project]
+name = "host"
+[workspace]
+path = "/opt/comfy"
+[auth]
+mode = "login"
+password_file = "/etc/comfy/pw"
+[[nodes]]
+name = "ComfyUI-Login"
+git = "https://github.com/liusida/ComfyUI-Login"
+rev = "69109257f4629a11ebe26cd65667536c4f8dddcb"
+"#,
+    );
+    let mut o = converged(&d);
+    o.custom_nodes.clear();
+    run(&d, &o)
+});
+
+scenario!(many_drifts_at_once_restart_once_with_every_reason, {
+    let d = desired_from(&format!(
+        "{BASE}\n[[nodes]]\nname = \"rgthree-comfy\"\ngit = \"https://github.com/rgthree/rgthree-comfy\"\nrev = \"454e645b745c096ad8aeb430e848d9f0a51f169b\"\n[policy]\nunmanaged_nodes = \"disable\"\n"
+    ));
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(checkout(OTHER, LOGIN_URL)));
+    set_node(&mut o, "rgthree-comfy", None);
+    set_node(&mut o, "rgthree-comfy", Some(DirState::Missing));
+    set_node(&mut o, "Leftover", None);
+    o.password.file = password(HashState::Mismatch, Some("admin"), 0o600);
+    o.compose = Some(FileState::Missing);
+    run(&d, &o)
+});
+
+#[test]
+fn plan_json_has_a_format_version_and_typed_steps() {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(&mut o, "ComfyUI-Login", Some(checkout(OTHER, LOGIN_URL)));
+    o.password.file = PasswordFile::Missing;
+    let p = plan::plan(&d, &o, &Options::default());
+    let json = display::json(&p, "comfy.toml", "qwen", "f1ng3rpr1nt");
+    insta::with_settings!({ snapshot_path => "snapshots/plan", prepend_module_to_snapshot => false }, {
+        insta::assert_json_snapshot!("plan_json", json);
+    });
+}
+
+/// BASE with `requirements = true` on the login node, observed with a running container created
+/// from the current spec.
+fn with_requirements(state: Option<Requirements>) -> (Desired, Observed) {
+    let d = desired_from(&BASE.replace(
+        "rev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"",
+        "rev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"\nrequirements = true",
+    ));
+    let mut o = converged(&d);
+    let spec = comfyprov::render::Container::new(&d).unwrap().spec;
+    o.container = ContainerState::Present(Box::new(ContainerInfo {
+        id: "abcdef123456".to_owned(),
+        status: "running".to_owned(),
+        health: Some("healthy".to_owned()),
+        image: spec.image.clone(),
+        image_id: "sha256:1".to_owned(),
+        started_at: Some("2026-11-21T10:00:00Z".to_owned()),
+        started_ns: Some(1),
+        finished_ns: None,
+        project_label: Some(d.project.clone()),
+        spec: Some(spec.label()),
+    }));
+    if let Some(s) = state {
+        o.requirements.insert("ComfyUI-Login".to_owned(), s);
+    }
+    (d, o)
+}
+
+fn actions(p: &Plan) -> Vec<String> {
+    p.steps.iter().map(|s| s.action.describe()).collect()
+}
+
+#[test]
+fn installed_requirements_plan_nothing() {
+    let (d, o) = with_requirements(Some(Requirements::Installed));
+    let p = plan::plan(&d, &o, &Options::default());
+    assert!(!p.has_changes(), "{:#?}", p.steps);
+    let (d, o) = with_requirements(Some(Requirements::NoFile));
+    assert!(!plan::plan(&d, &o, &Options::default()).has_changes());
+}
+
+#[test]
+fn changed_requirements_are_installed_then_the_server_restarts_once() {
+    let (d, o) = with_requirements(Some(Requirements::Pending { changed: true }));
+    let p = plan::plan(&d, &o, &Options::default());
+    assert_eq!(
+        actions(&p),
+        [
+            "install ComfyUI-Login/requirements.txt in the container",
+            "restart container qwen"
+        ]
+    );
+    assert_eq!(
+        p.steps[0].reasons,
+        ["ComfyUI-Login/requirements.txt changed since it was installed"]
+    );
+    assert!(
+        p.steps[1].reasons[0]
+            .to_string()
+            .starts_with("requirements installed for ComfyUI-Login")
+    );
+}
+
+#[test]
+fn a_node_cloned_in_this_apply_gets_its_requirements_before_the_one_restart() {
+    let (d, mut o) = with_requirements(None);
+    o.custom_nodes.retain(|n| n.dir != "ComfyUI-Login");
+    let p = plan::plan(&d, &o, &Options::default());
+    let a = actions(&p);
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert!(a[0].starts_with("clone ComfyUI-Login"), "{a:?}");
+    assert_eq!(
+        a[1],
+        "install ComfyUI-Login/requirements.txt in the container"
+    );
+    assert_eq!(a[2], "restart container qwen");
+    // Both reasons on the one restart.
+    assert_eq!(p.steps[2].reasons.len(), 2, "{:?}", p.steps[2].reasons);
+}
+
+#[test]
+fn a_missing_container_is_created_then_requirements_installed_then_restarted() {
+    let (d, mut o) = with_requirements(Some(Requirements::Pending { changed: false }));
+    o.container = ContainerState::Missing;
+    let a = actions(&plan::plan(&d, &o, &Options::default()));
+    assert_eq!(
+        a,
+        [
+            "create and start container qwen",
+            "install ComfyUI-Login/requirements.txt in the container",
+            "restart container qwen"
+        ]
+    );
+    // --workspace-only leaves all three to a later apply.
+    let p = plan::plan(
+        &d,
+        &o,
+        &Options {
+            workspace_only: true,
+            ..Default::default()
+        },
+    );
+    assert!(!p.has_changes(), "{:#?}", p.steps);
+}
+
+/// A container comfyprov created from the manifest's current spec, running since `started_ns`.
+fn running_container(d: &Desired) -> ContainerInfo {
+    let spec = comfyprov::render::Container::new(d).unwrap().spec;
+    ContainerInfo {
+        id: "abcdef123456".to_owned(),
+        status: "running".to_owned(),
+        health: Some("healthy".to_owned()),
+        image: spec.image.clone(),
+        image_id: "sha256:1".to_owned(),
+        started_at: Some("2026-11-21T10:00:00Z".to_owned()),
+        started_ns: Some(100),
+        finished_ns: None,
+        project_label: Some(d.project.clone()),
+        spec: Some(spec.label()),
+    }
+}
+
+/// Reality as `d` declares it, the container included.
+fn converged_with_container(d: &Desired) -> Observed {
+    let mut o = converged(d);
+    o.container = ContainerState::Present(Box::new(running_container(d)));
+    o
+}
+
+fn with_container(info: ContainerInfo) -> (Desired, Observed) {
+    let d = desired();
+    let mut o = converged(&d);
+    o.container = ContainerState::Present(Box::new(info));
+    (d, o)
+}
+
+#[test]
+fn a_running_container_at_its_spec_plans_nothing() {
+    let d = desired();
+    let p = plan::plan(&d, &converged_with_container(&d), &Options::default());
+    assert!(!p.has_changes(), "{:#?}", p.steps);
+}
+
+scenario!(missing_container_is_created_and_started, {
+    let d = desired();
+    let mut o = converged(&d);
+    o.container = ContainerState::Missing;
+    run(&d, &o)
+});
+
+scenario!(stopped_container_is_started, {
+    let d = desired();
+    let mut info = running_container(&d);
+    info.status = "exited".to_owned();
+    let (d, o) = with_container(info);
+    run(&d, &o)
+});
+
+scenario!(crash_looping_container_is_noted_not_started, {
+    let d = desired();
+    let mut info = running_container(&d);
+    info.status = "restarting".to_owned();
+    let (d, o) = with_container(info);
+    run(&d, &o)
+});
+
+scenario!(
+    container_with_another_spec_is_recreated_naming_the_fields,
+    {
+        let d = desired();
+        let mut spec = comfyprov::render::Container::new(&d).unwrap().spec;
+        spec.port = 9999;
+        spec.image = "old/image:1".to_owned();
+        let mut info = running_container(&d);
+        info.spec = Some(spec.label());
+        let (d, o) = with_container(info);
+        run(&d, &o)
+    }
+);
+
+scenario!(container_without_spec_label_is_recreated, {
+    let d = desired();
+    let mut info = running_container(&d);
+    info.spec = None;
+    let (d, o) = with_container(info);
+    run(&d, &o)
+});
+
+scenario!(foreign_container_is_blocked, {
+    let d = desired();
+    let mut info = running_container(&d);
+    info.project_label = None;
+    info.spec = None;
+    let (d, o) = with_container(info);
+    run(&d, &o)
+});
+
+scenario!(foreign_container_with_force_is_replaced, {
+    let d = desired();
+    let mut info = running_container(&d);
+    info.project_label = None;
+    info.spec = None;
+    let (d, o) = with_container(info);
+    run_forced(&d, &o)
+});
+
+scenario!(
+    running_server_without_password_is_critical_and_restarts_once_fixed,
+    {
+        let d = desired();
+        let mut o = converged_with_container(&d);
+        o.password.file = PasswordFile::Missing;
+        run(&d, &o)
+    }
+);
+
+scenario!(missing_secret_blocks_starting_the_server, {
+    let d = desired_from(&BASE.replace("generate = true\n", ""));
+    let mut o = converged(&d);
+    o.secret = SecretState::Missing;
+    o.password.file = PasswordFile::Missing;
+    o.container = ContainerState::Missing;
+    run(&d, &o)
+});
+
+scenario!(inputs_changed_after_start_is_a_pending_restart, {
+    let d = desired();
+    let mut o = converged_with_container(&d);
+    o.inputs_changed_ns = Some(200);
+    run(&d, &o)
+});
+
+#[test]
+fn inputs_older_than_the_start_are_no_pending_restart() {
+    let d = desired();
+    let mut o = converged_with_container(&d);
+    o.inputs_changed_ns = Some(50);
+    assert!(!plan::plan(&d, &o, &Options::default()).has_changes());
+}
+
+/// A recreate carries the whole container it creates: the executor gets exactly the spec the
+/// compose file renders, and the changed fields by name.
+#[test]
+fn recreate_step_carries_the_spec_the_compose_file_renders() {
+    let d = desired();
+    let mut spec = comfyprov::render::Container::new(&d).unwrap().spec;
+    spec.port = 9999;
+    let mut info = running_container(&d);
+    info.spec = Some(spec.label());
+    let (d, o) = with_container(info);
+    let p = plan::plan(&d, &o, &Options::default());
+    let want = comfyprov::render::Container::new(&d).unwrap();
+    let recreate = p
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            plan::Action::RecreateContainer {
+                container, cause, ..
+            } => Some((container, cause)),
+            _ => None,
+        })
+        .expect("a recreate step");
+    assert_eq!(**recreate.0, want);
+    assert_eq!(
+        *recreate.1,
+        plan::Recreate::Changed {
+            fields: vec!["port".to_owned()]
+        }
+    );
+    let compose = p.steps.iter().any(|s| {
+        matches!(&s.action, plan::Action::RenderCompose { content, .. }
+            if *content == comfyprov::render::compose::render(&d).unwrap())
+    });
+    assert!(
+        compose
+            || !p
+                .steps
+                .iter()
+                .any(|s| matches!(s.action, plan::Action::RenderCompose { .. })),
+        "a compose step carries what the manifest renders"
+    );
+}
