@@ -10,6 +10,10 @@
 //!
 //! Run: `cargo bench --bench plan` (set `BENCH_RUNS` to change the number of runs, default 40;
 //! `BENCH_DUMP=1` prints every run's time, in ms, to stderr).
+//!
+//! Before/after: `BENCH_BASELINE=/path/to/an/older/comfyprov` also times that binary on the same
+//! workspaces, its runs interleaved with this build's, and prints its row and the ratio
+//! (baseline median / this median). The README says how to build one from an older commit.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -195,6 +199,23 @@ fn main() {
             );
         }
         let (min, median, p90) = stats(times);
+        let baseline = std::env::var_os("BENCH_BASELINE").map(|b| {
+            // Interleaved with a second series of this build, so both see the same machine.
+            let mut theirs = Vec::new();
+            let mut ours = Vec::new();
+            let mut their_rss = 0;
+            for _ in 0..runs {
+                let mut c = plan();
+                let mut b = Command::new(&b);
+                b.args(c.get_args()).current_dir(&root);
+                let (t, r, code) = measure(&mut b);
+                assert_eq!(code, 0, "the baseline must see no changes either");
+                theirs.push(t);
+                their_rss = their_rss.max(r);
+                ours.push(measure(&mut c).0);
+            }
+            (stats(theirs).1, stats(ours).1, their_rss)
+        });
 
         let script = "for d in ws/ComfyUI/custom_nodes/*/; do git -C \"$d\" rev-parse HEAD; git -C \"$d\" status --porcelain; done";
         let shell: Vec<Duration> = (0..5.min(runs))
@@ -221,5 +242,12 @@ fn main() {
             },
             shell_median / median
         );
+        if let Some((theirs, ours, their_rss)) = baseline {
+            println!(
+                "       baseline (BENCH_BASELINE): median {theirs:.2} ms, peak RSS {:.1} MB; this build, interleaved: median {ours:.2} ms; baseline / this = {:.2}x",
+                their_rss as f64 / 1024.0,
+                theirs / ours
+            );
+        }
     }
 }

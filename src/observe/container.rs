@@ -11,7 +11,8 @@ use bollard::Docker;
 use bollard::query_parameters::InspectContainerOptions;
 
 use crate::error::ObserveError;
-pub use comfyprov_core::observed::{ContainerInfo, LABEL_PROJECT, LABEL_SPEC};
+pub use comfyprov_core::observed::ContainerInfo;
+pub use comfyprov_core::render::{LABEL_PROJECT, LABEL_SPEC};
 
 /// How long to wait for the daemon before calling it unreachable.
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{GitDaemon, Recorder, SourceRepo, allow_any_sha1, git, source_repo};
+use crate::support::{
+    GitDaemon, Project, Recorder, SourceRepo, allow_any_sha1, both, git, source_repo,
+};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -15,10 +17,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn both(o: &Output) -> String {
-    format!("{}{}", stdout(o), stderr(o))
 }
 
 /// How the sources are served.
@@ -30,7 +28,7 @@ enum Serve {
 
 /// A deployment repo: `comfy.toml`, sources under `git/`, the workspace under `workspace/`.
 struct World {
-    dir: tempfile::TempDir,
+    project: Project,
     comfy: SourceRepo,
     login: SourceRepo,
     extra: SourceRepo,
@@ -39,8 +37,8 @@ struct World {
 
 impl World {
     fn new(serve: Serve) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let git_dir = dir.path().join("git");
+        let project = Project::new();
+        let git_dir = project.path("git");
         let comfy = source_repo(&git_dir.join("ComfyUI"), 3);
         let login = source_repo(&git_dir.join("ComfyUI-Login"), 2);
         let extra = source_repo(&git_dir.join("Extra"), 4);
@@ -51,7 +49,7 @@ impl World {
             GitDaemon::start(&git_dir)
         });
         let w = World {
-            dir,
+            project,
             comfy,
             login,
             extra,
@@ -62,7 +60,7 @@ impl World {
     }
 
     fn root(&self) -> &Path {
-        self.dir.path()
+        self.project.root()
     }
 
     fn url(&self, repo: &SourceRepo) -> String {
@@ -117,16 +115,11 @@ rev = "{}"
     }
 
     fn write_manifest(&self, text: &str) {
-        std::fs::write(self.root().join("comfy.toml"), text).unwrap();
+        self.project.write_manifest(text);
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_comfyprov"))
-            .args(args)
-            .current_dir(self.root())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+        self.project.run(args)
     }
 
     /// `apply -y --workspace-only`: these tests are about the workspace; the container is
@@ -818,9 +811,7 @@ fn reporter_gets_start_transfer_progress_and_finish_for_every_clone() {
 
 fn reporter_events(serve: Serve) {
     let w = World::new(serve);
-    let desired = comfyprov::ops::load(&w.root().join("comfy.toml"))
-        .unwrap()
-        .desired;
+    let desired = w.project.desired();
     let workspace_only = comfyprov::plan::Options {
         workspace_only: true,
         ..Default::default()
@@ -986,9 +977,7 @@ fn plan_json_shows_exactly_what_each_executor_receives() {
         .collect();
     assert!(shown.len() >= 3, "{shown:#?}");
 
-    let desired = comfyprov::ops::load(&w.root().join("comfy.toml"))
-        .unwrap()
-        .desired;
+    let desired = w.project.desired();
     let opts = comfyprov::plan::Options {
         workspace_only: true,
         ..Default::default()

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{clone_at, source_repo};
+use crate::support::{Project, clone_at, source_repo};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_comfyprov"));
@@ -29,14 +29,14 @@ const PW: &str = "tr0ub4dor&3-correct-horse";
 /// A workspace where everything matches the manifest: a pinned node, a verified PASSWORD and
 /// the rendered compose file.
 struct Converged {
-    dir: tempfile::TempDir,
+    project: Project,
     hash: String,
 }
 
 impl Converged {
     fn new() -> Converged {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+        let project = Project::new();
+        let root = project.root();
         let src = source_repo(&root.join("git/ComfyUI-Login"), 2);
         std::fs::create_dir_all(root.join("ws/ComfyUI/custom_nodes")).unwrap();
         clone_at(
@@ -81,11 +81,11 @@ rev = "{}"
         let compose = run(root, &["render"]);
         assert!(compose.status.success(), "{}", stderr(&compose));
         std::fs::write(root.join("docker-compose-with-auth.yml"), &compose.stdout).unwrap();
-        Converged { dir, hash }
+        Converged { project, hash }
     }
 
     fn root(&self) -> &Path {
-        self.dir.path()
+        self.project.root()
     }
 }
 

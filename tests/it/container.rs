@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::{
-    SourceRepo, TestContainer, TestImage, docker, docker_available, fake_comfyui, free_port,
-    http_get, source_repo, unique,
+    Project, SourceRepo, TestContainer, TestImage, both, docker, docker_available, fake_comfyui,
+    free_port, http_get, source_repo, unique,
 };
 
 /// `[auth]` for ComfyUI-Login with the password in `pw`; the node is declared with it.
@@ -22,17 +22,9 @@ const LOGIN: &str = "[auth]\nmode = \"login\"\nusername = \"admin\"\npassword_fi
 const NO_AUTH: &str = "[auth]\nmode = \"none\"\n";
 const CPU: &str = "mode = \"none\"";
 
-fn both(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A deployment whose container runs the fake ComfyUI, removed (with its image) on drop.
 struct Deploy {
-    dir: tempfile::TempDir,
+    project: Project,
     name: String,
     image: TestImage,
     /// The image the manifest names (the built one, unless a test says otherwise).
@@ -55,23 +47,24 @@ impl Drop for Deploy {
 impl Deploy {
     /// No auth, one node `Extra`, on the CPU.
     fn new() -> Deploy {
-        let dir = tempfile::tempdir().unwrap();
+        let project = Project::new();
+        let dir = project.root();
         let fake = fake_comfyui();
         let image = TestImage::from_binary(&fake, &["main.py"]);
-        let python = dir.path().join("workspace/ComfyUI/venv/bin/python3");
+        let python = dir.join("workspace/ComfyUI/venv/bin/python3");
         std::fs::create_dir_all(python.parent().unwrap()).unwrap();
         std::fs::write(&python, &fake).unwrap();
         std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(
-            dir.path().join("workspace/ComfyUI/comfyui_version.py"),
+            dir.join("workspace/ComfyUI/comfyui_version.py"),
             "__version__ = \"0.3.68\"\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("pw"), "correct horse battery staple\n").unwrap();
-        let node = source_repo(&dir.path().join("git/Extra"), 2);
-        let login = source_repo(&dir.path().join("git/ComfyUI-Login"), 1);
+        std::fs::write(dir.join("pw"), "correct horse battery staple\n").unwrap();
+        let node = source_repo(&dir.join("git/Extra"), 2);
+        let login = source_repo(&dir.join("git/ComfyUI-Login"), 1);
         let d = Deploy {
-            dir,
+            project,
             name: unique("cp-life"),
             image_ref: image.tag.clone(),
             image,
@@ -92,7 +85,7 @@ impl Deploy {
     }
 
     fn root(&self) -> &Path {
-        self.dir.path()
+        self.project.root()
     }
 
     /// The manifest: `args` for main.py, the `[gpu]` body, the `[auth]` table (ComfyUI-Login is
@@ -145,12 +138,7 @@ rev = "{}"
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_comfyprov"))
-            .args(args)
-            .current_dir(self.root())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+        self.project.run(args)
     }
 
     fn apply_ok(&self) -> Output {
@@ -876,9 +864,7 @@ fn image_from_a_reachable_registry_is_pulled_with_progress() {
     let mut d = Deploy::new();
     d.image_ref = pulled.tag.clone();
     d.write_manifest(&[], CPU, NO_AUTH);
-    let desired = comfyprov::ops::load(&d.root().join("comfy.toml"))
-        .unwrap()
-        .desired;
+    let desired = d.project.desired();
     let planned = comfyprov::ops::plan(&desired, &Default::default());
     let pulls = crate::support::Recorder::default();
     let report = comfyprov::ops::apply(

@@ -3,27 +3,27 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{SourceRepo, clone_at, git, source_repo};
+use crate::support::{Project, SourceRepo, clone_at, git, source_repo};
 use comfyprov::manifest::{self, Desired};
 use comfyprov::observe::login::{HashState, PasswordFile};
 use comfyprov::observe::{self, DirState, SecretState};
 use comfyprov::plan::{self, Options};
 
 struct Env {
-    dir: tempfile::TempDir,
+    project: Project,
     src: SourceRepo,
 }
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let src = source_repo(&dir.path().join("src/Node"), 3);
-        std::fs::create_dir_all(dir.path().join("ws/ComfyUI/custom_nodes")).unwrap();
-        Env { dir, src }
+        let project = Project::new();
+        let src = source_repo(&project.path("src/Node"), 3);
+        std::fs::create_dir_all(project.path("ws/ComfyUI/custom_nodes")).unwrap();
+        Env { project, src }
     }
 
     fn root(&self) -> &Path {
-        self.dir.path()
+        self.project.root()
     }
 
     fn nodes(&self) -> std::path::PathBuf {

@@ -620,3 +620,59 @@ impl comfyprov::report::Reporter for Recorder {
     }
     fn on_message(&self, _: &str) {}
 }
+
+/// The shared test context: a project folder (manifest, secrets, workspace) in a temp dir,
+/// removed on drop, and the real `comfyprov` binary run in it. Every integration test's setup
+/// (`World`, `Deploy`, `Converged`, the observe tests' `Env`) is one of these plus what its
+/// subject needs.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `<root>/<rel>`.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    pub fn write_manifest(&self, text: &str) {
+        std::fs::write(self.root().join("comfy.toml"), text).unwrap();
+    }
+
+    /// `comfyprov` in the project folder, colour off.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_comfyprov"));
+        c.current_dir(self.root()).env("NO_COLOR", "1");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// The manifest as the library loads it.
+    pub fn desired(&self) -> comfyprov::manifest::Desired {
+        comfyprov::ops::load(&self.root().join("comfy.toml"))
+            .unwrap()
+            .desired
+    }
+}
+
+/// A command's stdout and stderr, for messages and `contains` checks.
+pub fn both(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -187,11 +187,6 @@ pub enum HashState {
     Unchecked { reason: String },
 }
 
-/// Label naming the comfyprov project a container belongs to.
-pub const LABEL_PROJECT: &str = "comfyprov.project";
-/// Label holding the spec the container was created from (compact JSON, no secret).
-pub const LABEL_SPEC: &str = "comfyprov.spec";
-
 /// A container that exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContainerInfo {

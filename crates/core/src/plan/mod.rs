@@ -6,13 +6,13 @@
 //! std I/O APIs here (`crates/core/clippy.toml`).
 
 pub mod display;
-pub mod reason;
 pub mod step;
 
 use serde::Serialize;
 
-pub use reason::{Blocker, Reason};
-pub use step::{Action, Guard, Kind, Note, Obstacle, Phase, Recreate, Step, Target, short};
+pub use step::{
+    Action, Blocker, Guard, Kind, Note, Obstacle, Phase, Reason, Recreate, Step, Target, short,
+};
 
 use crate::digest::sha256_hex;
 use crate::manifest::{AuthSpec, Desired, GitSource, LoginSpec, Rev, SecretSource, UnmanagedNodes};

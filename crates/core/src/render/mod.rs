@@ -4,4 +4,4 @@
 pub mod compose;
 pub mod spec;
 
-pub use spec::{CONTAINER_PORT, CONTAINER_ROOT, Container, RunSpec};
+pub use spec::{CONTAINER_PORT, CONTAINER_ROOT, Container, LABEL_PROJECT, LABEL_SPEC, RunSpec};

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{ContainerSpec, Desired, GpuSelect, GpuSpec, RestartPolicy};
-use crate::observed::{LABEL_PROJECT, LABEL_SPEC};
+
+/// Label naming the comfyprov project a container belongs to.
+pub const LABEL_PROJECT: &str = "comfyprov.project";
+/// Label holding the spec the container was created from (compact JSON, no secret).
+pub const LABEL_SPEC: &str = "comfyprov.spec";
 
 /// Where ComfyUI lives inside the container.
 pub const CONTAINER_ROOT: &str = "/workspace/ComfyUI";
