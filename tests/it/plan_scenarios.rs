@@ -746,8 +746,11 @@ fn converged_with_container(d: &Desired) -> Observed {
     o
 }
 
-fn with_container(info: ContainerInfo) -> (Desired, Observed) {
+/// The base manifest, converged, with its running container changed by `change`.
+fn with_container(change: impl FnOnce(&Desired, &mut ContainerInfo)) -> (Desired, Observed) {
     let d = desired();
+    let mut info = running_container(&d);
+    change(&d, &mut info);
     let mut o = converged(&d);
     o.container = ContainerState::Present(Box::new(info));
     (d, o)
@@ -768,58 +771,52 @@ scenario!(missing_container_is_created_and_started, {
 });
 
 scenario!(stopped_container_is_started, {
-    let d = desired();
-    let mut info = running_container(&d);
-    info.status = "exited".to_owned();
-    let (d, o) = with_container(info);
+    let (d, o) = with_container(|_d, info| {
+        info.status = "exited".to_owned();
+    });
     run(&d, &o)
 });
 
 scenario!(crash_looping_container_is_noted_not_started, {
-    let d = desired();
-    let mut info = running_container(&d);
-    info.status = "restarting".to_owned();
-    let (d, o) = with_container(info);
+    let (d, o) = with_container(|_d, info| {
+        info.status = "restarting".to_owned();
+    });
     run(&d, &o)
 });
 
 scenario!(
     container_with_another_spec_is_recreated_naming_the_fields,
     {
-        let d = desired();
-        let mut spec = comfyprov::render::Container::new(&d).unwrap().spec;
-        spec.port = 9999;
-        spec.image = "old/image:1".to_owned();
-        let mut info = running_container(&d);
-        info.spec = Some(spec.label());
-        let (d, o) = with_container(info);
+        let (d, o) = with_container(|d, info| {
+            let mut spec = comfyprov::render::Container::new(d).unwrap().spec;
+            spec.port = 9999;
+            spec.image = "old/image:1".to_owned();
+            info.spec = Some(spec.label());
+        });
         run(&d, &o)
     }
 );
 
 scenario!(container_without_spec_label_is_recreated, {
-    let d = desired();
-    let mut info = running_container(&d);
-    info.spec = None;
-    let (d, o) = with_container(info);
+    let (d, o) = with_container(|_d, info| {
+        info.spec = None;
+    });
     run(&d, &o)
 });
 
 scenario!(foreign_container_is_blocked, {
-    let d = desired();
-    let mut info = running_container(&d);
-    info.project_label = None;
-    info.spec = None;
-    let (d, o) = with_container(info);
+    let (d, o) = with_container(|_d, info| {
+        info.project_label = None;
+        info.spec = None;
+    });
     run(&d, &o)
 });
 
 scenario!(foreign_container_with_force_is_replaced, {
-    let d = desired();
-    let mut info = running_container(&d);
-    info.project_label = None;
-    info.spec = None;
-    let (d, o) = with_container(info);
+    let (d, o) = with_container(|_d, info| {
+        info.project_label = None;
+        info.spec = None;
+    });
     run_forced(&d, &o)
 });
 
@@ -861,12 +858,11 @@ fn inputs_older_than_the_start_are_no_pending_restart() {
 /// compose file renders, and the changed fields by name.
 #[test]
 fn recreate_step_carries_the_spec_the_compose_file_renders() {
-    let d = desired();
-    let mut spec = comfyprov::render::Container::new(&d).unwrap().spec;
-    spec.port = 9999;
-    let mut info = running_container(&d);
-    info.spec = Some(spec.label());
-    let (d, o) = with_container(info);
+    let (d, o) = with_container(|d, info| {
+        let mut spec = comfyprov::render::Container::new(d).unwrap().spec;
+        spec.port = 9999;
+        info.spec = Some(spec.label());
+    });
     let p = plan::plan(&d, &o, &Options::default());
     let want = comfyprov::render::Container::new(&d).unwrap();
     let recreate = p
