@@ -105,17 +105,6 @@ impl StepError {
     }
 }
 
-/// An I/O error without a known path (prefer [`StepError::io`]).
-impl From<std::io::Error> for StepError {
-    fn from(e: std::io::Error) -> Self {
-        let help = io_help(&e);
-        StepError::Failed {
-            message: e.to_string(),
-            help,
-        }
-    }
-}
-
 /// A step that failed: which step, on which object (its description names both), and why.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("failed to {step}")]

@@ -88,10 +88,10 @@ pub(super) fn clone(env: &Env, id: StepId, target: &Target, url: &str, rev: &Rev
         .help("run `comfyprov plan` again to see what is there now"));
     }
     let parent = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
+    std::fs::create_dir_all(parent).map_err(|e| StepError::io("cannot create", parent, e))?;
     let tmp = parent.join(temp_name(target.name()));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+        std::fs::remove_dir_all(&tmp).map_err(|e| StepError::io("cannot remove", &tmp, e))?;
     }
     let made = (|| {
         let repo = Repository::init(&tmp).map_err(|e| git_failure(&e))?;
@@ -109,7 +109,7 @@ pub(super) fn clone(env: &Env, id: StepId, target: &Target, url: &str, rev: &Rev
     };
     if let Err(e) = rename_noreplace(&tmp, &dest) {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e.into());
+        return Err(StepError::io("cannot move the clone into", &dest, e));
     }
     sync_dir(parent);
     Ok(Outcome::Done {

@@ -66,7 +66,8 @@ pub(super) fn generate(file: &ManifestPath) -> Exec {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&dir)?;
+        .create(&dir)
+        .map_err(|e| StepError::io("cannot create", &dir, e))?;
     let password = random_password()?;
     let tmp = dir.join(format!(".comfyprov-secret.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
@@ -91,7 +92,7 @@ pub(super) fn generate(file: &ManifestPath) -> Exec {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Outcome::AlreadyDone {
             why: format!("{} exists now; it is used as is", file.shown),
         }),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(StepError::io("cannot write", path, e)),
     }
 }
 
@@ -116,7 +117,7 @@ pub(super) fn write(env: &Env, new_hash: bool, login: &LoginSpec) -> Exec {
     let current = match std::fs::read(&path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(StepError::io("cannot read", &path, e)),
     };
     let current_hash = current.as_deref().map(hash_line).unwrap_or_default();
     // The plan saw a hash that does not verify. Unless the file changed since, that verdict
@@ -162,7 +163,7 @@ pub(super) fn write(env: &Env, new_hash: bool, login: &LoginSpec) -> Exec {
         });
     }
     create_login_dir(env)?;
-    write_atomic(&path, &content, 0o600)?;
+    write_atomic(&path, &content, 0o600).map_err(|e| StepError::io("cannot write", &path, e))?;
     if let Some(id) = identity {
         remember_verified(&env.workspace, &id, &sha256_hex(&content));
     }
@@ -183,11 +184,13 @@ fn verifies(value: &SecretValue, hash: &[u8]) -> bool {
     }
 }
 
-fn create_login_dir(env: &Env) -> std::io::Result<()> {
+fn create_login_dir(env: &Env) -> Result<(), StepError> {
+    let dir = login_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
-        .create(login_dir(env))
+        .create(&dir)
+        .map_err(|e| StepError::io("cannot create", &dir, e))
 }
 
 /// Move `ComfyUI/PASSWORD` to `login/PASSWORD`, as ComfyUI-Login itself would at start. Its hash,
@@ -206,7 +209,7 @@ pub(super) fn move_legacy(env: &Env) -> Exec {
             StepError::new("login/PASSWORD appeared after the plan was made")
                 .help("run `comfyprov plan` again")
         } else {
-            e.into()
+            StepError::io("cannot move", &legacy, e)
         }
     })?;
     sync_dir(&login_dir(env));
@@ -228,20 +231,25 @@ pub(super) fn remove_legacy(env: &Env) -> Exec {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Outcome::AlreadyDone {
             why: "ComfyUI/PASSWORD is gone".to_owned(),
         }),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(StepError::io("cannot remove", &legacy, e)),
     }
 }
 
 /// `chmod 600 login/PASSWORD`.
 pub(super) fn fix_mode(env: &Env) -> Exec {
     let path = password_path(env);
-    let mode = std::fs::metadata(&path)?.permissions().mode() & 0o7777;
+    let mode = std::fs::metadata(&path)
+        .map_err(|e| StepError::io("cannot read", &path, e))?
+        .permissions()
+        .mode()
+        & 0o7777;
     if mode == 0o600 {
         return Ok(Outcome::AlreadyDone {
             why: "login/PASSWORD is already 0600".to_owned(),
         });
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| StepError::io("cannot chmod", &path, e))?;
     Ok(Outcome::Done { detail: None })
 }
 

@@ -924,3 +924,34 @@ fn apply_fails_fast_when_the_server_cannot_start() {
     );
     assert!(t.elapsed().as_secs() < 60, "did not wait out the timeout");
 }
+
+/// pip succeeded but its record cannot be written: the failure names the record, not the
+/// install, and the next apply installs again (nothing was recorded).
+#[test]
+fn a_record_that_cannot_be_written_is_reported_as_the_records_failure() {
+    if !docker_available() {
+        return;
+    }
+    let mut d = Deploy::new();
+    d.pin_requirements("pillow>=10\n");
+    // A directory where the record goes: the atomic rename onto it fails.
+    let record = d.root().join("workspace/.comfyprov/requirements.json");
+    std::fs::create_dir_all(record.join("in-the-way")).unwrap();
+    let out = d.run(&["apply", "-y", "--no-verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("failed to install Extra/requirements.txt in the container")
+            && text.contains(&format!(
+                "done, but its record `{}` could not be written",
+                record.display()
+            )),
+        "{text}"
+    );
+    assert!(d.site_packages().join("pillow").exists(), "pip did run");
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains("Extra/requirements.txt is not installed"),
+        "not recorded, so installed again:\n{plan}"
+    );
+}
