@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::plan::{Action, Step};
+use crate::plan::Step;
 use crate::report::{Outcome, Progress, Reporter, StepId};
 
 /// One finished step as a line: `done     clone X @ abc1234 (v1 → abc1234, 0.4 s)`.
@@ -82,16 +82,9 @@ impl Bars {
     }
 }
 
-fn transfers(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::Clone { .. } | Action::Checkout { .. } | Action::Replace { .. }
-    )
-}
-
 impl Reporter for Bars {
     fn on_step_start(&self, id: StepId, step: &Step) {
-        let bar = if transfers(&step.action) {
+        let bar = if step.action.transfers() {
             let bar = self.multi.add(ProgressBar::new_spinner());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")

@@ -383,6 +383,29 @@ impl Action {
         }
     }
 
+    /// Whether the step reports transfer progress (a bar on a terminal).
+    pub fn transfers(&self) -> bool {
+        match self {
+            Action::Clone { .. } | Action::Checkout { .. } | Action::Replace { .. } => true,
+            Action::CreateWorkspace { .. }
+            | Action::Refuse { .. }
+            | Action::Enable { .. }
+            | Action::Disable { .. }
+            | Action::GeneratePassword { .. }
+            | Action::WritePassword { .. }
+            | Action::MoveLegacyPassword
+            | Action::RemoveLegacyPassword
+            | Action::FixPasswordMode { .. }
+            | Action::RenderCompose { .. }
+            | Action::Blocked { .. }
+            | Action::CreateContainer { .. }
+            | Action::StartContainer { .. }
+            | Action::RecreateContainer { .. }
+            | Action::RestartContainer { .. }
+            | Action::InstallRequirements { .. } => false,
+        }
+    }
+
     /// Whether ComfyUI must restart to see the result (it reads nodes and PASSWORD at start).
     pub fn needs_restart(&self) -> bool {
         match self {
