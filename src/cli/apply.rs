@@ -20,7 +20,7 @@ pub struct ApplyArgs {
     /// from has changed since (the manifest and everything observed).
     #[arg(value_name = "PLAN_FILE")]
     pub plan_file: Option<PathBuf>,
-    /// Do not ask for confirmation (apply never asks when stdin is not a terminal).
+    /// Apply without asking. Without a terminal (cron, CI) apply refuses unless this is given.
     #[arg(short, long)]
     pub yes: bool,
     /// Replace dirty, non-git and foreign checkouts; the old directory is kept aside as
@@ -58,6 +58,17 @@ pub enum SavedPlanError {
     Stale { path: String, what: String },
 }
 
+/// `apply` without a terminal to ask on and without `--yes`.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("apply needs a yes, and there is no terminal to ask on: nothing was changed")]
+#[diagnostic(
+    code(comfyprov::apply::unattended),
+    help(
+        "pass --yes to apply without asking (cron, CI), or save the plan with `comfyprov plan --out FILE` and run `comfyprov apply FILE`"
+    )
+)]
+pub struct Unattended;
+
 /// A saved plan: its JSON document and the choices it was made with.
 struct Saved {
     path: String,
@@ -72,7 +83,7 @@ fn read_saved(path: &Path, manifest_sha256: &str) -> Result<Saved, SavedPlanErro
         path: shown.clone(),
         why,
     };
-    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let text = crate::fsutil::read_regular(path).map_err(|e| bad(e.to_string()))?;
     let doc: serde_json::Value = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
     if doc["format_version"] != display::FORMAT_VERSION {
         return Err(bad(format!(
@@ -152,9 +163,16 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
         return verify_after(ui, args, desired, plan_opts.workspace_only);
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !args.yes && saved.is_none() && interactive && !confirm(planned.plan.steps.len())? {
-        eprintln!("nothing was changed");
-        return Ok(EXIT_ERROR);
+    // A saved plan was reviewed when it was saved; anything else needs a yes, and without a
+    // terminal nobody can give one (cron, CI): refuse rather than change things unasked.
+    if !args.yes && saved.is_none() {
+        if !interactive {
+            return Err(Unattended.into());
+        }
+        if !confirm(planned.plan.steps.len())? {
+            eprintln!("nothing was changed");
+            return Ok(EXIT_ERROR);
+        }
     }
 
     let reporter: Box<dyn Reporter> = if ui.quiet {
@@ -295,6 +313,12 @@ fn summary(desired: &Desired, applied: &ops::Applied, container_managed: bool) -
             if after.steps.len() == 1 { "" } else { "s" },
             if after.steps.len() == 1 { "s" } else { "" }
         ));
+    } else if applied.unobserved.is_some() {
+        // The workspace steps are done, but whether the server runs what they made is unknown:
+        // never "converged".
+        out.push_str(
+            "\nNot converged: the workspace matches the manifest; the container is unknown.\n",
+        );
     } else {
         out.push_str(if container_managed {
             "\nConverged: the workspace and the container match the manifest.\n"
@@ -302,11 +326,9 @@ fn summary(desired: &Desired, applied: &ops::Applied, container_managed: bool) -
             "\nConverged: the workspace matches the manifest.\n"
         });
     }
-    // A declared container that cannot be observed: the workspace steps are done, but whether
-    // the server runs what they made is unknown.
     if let Some(reason) = &applied.unobserved {
         out.push_str(&format!(
-            "\nerror: the container cannot be observed: {reason}\n  help: start the Docker daemon or fix DOCKER_HOST, then run apply again\n"
+            "error: the container cannot be observed: {reason}\n  help: start the Docker daemon or fix DOCKER_HOST, then run apply again\n"
         ));
     }
     out

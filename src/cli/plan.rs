@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use miette::{IntoDiagnostic, WrapErr};
 
-use super::{Cli, EXIT_CHANGES, EXIT_OK, Ui, emit};
+use super::{Cli, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ui, emit};
 use crate::ops;
 use crate::plan::{Options, display};
 
@@ -14,7 +14,8 @@ pub struct PlanArgs {
     /// Print the plan as JSON (with a `format_version`).
     #[arg(long)]
     pub json: bool,
-    /// Exit 0 when there is nothing to do, 2 when changes are pending, 1 on error.
+    /// Exit 0 when there is nothing to do, 2 when changes are pending, 1 on error (the container
+    /// could not be observed is one).
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Save the plan, with a fingerprint of what was observed, for `apply FILE`.
@@ -67,13 +68,16 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
         doc["force"] = args.force.into();
         doc["workspace_only"] = args.workspace_only.into();
         let text = serde_json::to_vec_pretty(&doc).into_diagnostic()?;
-        crate::fsutil::write_atomic(out, &text, 0o644)
+        crate::fsutil::write_atomic(out, &text, 0o600)
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot save the plan to `{}`", out.display()))?;
         ui.info(&format!("saved plan to {}", out.display()));
     }
 
-    Ok(if args.detailed_exitcode && plan.has_changes() {
+    // What could not be observed cannot match: an error, whatever else the plan says.
+    Ok(if plan.unobserved().is_some() {
+        EXIT_ERROR
+    } else if args.detailed_exitcode && plan.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK

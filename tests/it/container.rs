@@ -655,8 +655,9 @@ mode = "none"
             .output()
             .unwrap()
     };
+    // What cannot be observed cannot match: exit 1, even with other changes pending.
     let out = go(&["plan", "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     let text = both(&out);
     assert!(
         text.contains("+ render docker-compose-no-auth.yml"),
@@ -678,6 +679,7 @@ mode = "none"
     let out = go(&["apply", "-y"]);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(dir.path().join("docker-compose-no-auth.yml").exists());
+
     assert!(
         both(&out).contains(&format!(
             "error: the container cannot be observed: the Docker daemon at {host} cannot be reached"
@@ -685,6 +687,20 @@ mode = "none"
         "{}",
         both(&out)
     );
+    assert!(!both(&out).contains("Converged"), "{}", both(&out));
+
+    // The workspace now matches, the container still cannot be observed: not "matches".
+    let out = go(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let text = both(&out);
+    assert!(!text.contains("nothing to do"), "{text}");
+    assert!(
+        text.contains("the container could not be observed")
+            && text.contains("Not observed: the container (the Docker daemon at"),
+        "{text}"
+    );
+    let out = go(&["plan", "--detailed-exitcode", "--workspace-only"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 }
 
 /// Requirements are installed with the container's interpreter, through exec, before the one

@@ -29,7 +29,12 @@ fn kind_style(kind: Kind) -> Style {
 pub fn render(plan: &Plan, title: &str, color: bool) -> String {
     let dim = Style::new().dimmed();
     let mut out = String::new();
-    if plan.steps.is_empty() {
+    if plan.steps.is_empty() && plan.unobserved().is_some() {
+        // What could not be observed cannot match.
+        out.push_str(&format!(
+            "{title}: the container could not be observed, so whether the deployment matches the manifest is unknown\n"
+        ));
+    } else if plan.steps.is_empty() {
         out.push_str(&format!(
             "{title}: nothing to do, reality matches the manifest\n"
         ));
@@ -95,6 +100,9 @@ fn plural(n: usize) -> &'static str {
 
 /// `Plan: 2 to create, 1 to change, 0 to disable, 1 refused.`
 pub fn summary(plan: &Plan) -> String {
+    if let Some(reason) = plan.unobserved().filter(|_| plan.steps.is_empty()) {
+        return format!("Not observed: the container ({reason}). No other changes.");
+    }
     if plan.steps.is_empty() {
         return "No changes.".to_owned();
     }
@@ -147,6 +155,10 @@ pub fn json(plan: &Plan, manifest: &str, project: &str, fingerprint: &str) -> se
         manifest: &'a str,
         project: &'a str,
         changes_pending: bool,
+        /// Why something could not be observed (the plan is then incomplete); absent when
+        /// everything was.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        not_observed: Option<&'a str>,
         summary: Counts,
         steps: Vec<JsonStep<'a>>,
         notes: Vec<JsonNote<'a>>,
@@ -157,6 +169,7 @@ pub fn json(plan: &Plan, manifest: &str, project: &str, fingerprint: &str) -> se
         manifest,
         project,
         changes_pending: plan.has_changes(),
+        not_observed: plan.unobserved(),
         summary: Counts {
             create: plan.count(Kind::Create),
             change: plan.count(Kind::Change),
