@@ -198,14 +198,21 @@ pub fn dirty(repo: &Repository, untracked: bool) -> Result<Option<Dirty>, git2::
         // decide from stat data alone (see `quick_clean`).
         .update_index(true);
     let statuses = repo.statuses(Some(&mut opts))?;
-    let changed: Vec<String> = statuses
+    // Tracked changes first, so that the sample names what makes the checkout differ.
+    let mut changed: Vec<(bool, String)> = statuses
         .iter()
-        .filter_map(|s| s.path().map(str::to_owned))
-        .filter(|p| !is_runtime_artefact(p))
+        .filter_map(|s| {
+            let untracked = s.status() == git2::Status::WT_NEW;
+            s.path().map(|p| (untracked, p.to_owned()))
+        })
+        .filter(|(_, p)| !is_runtime_artefact(p))
         .collect();
+    changed.sort_by_key(|(untracked, _)| *untracked);
+    let tracked = changed.iter().filter(|(untracked, _)| !untracked).count();
     Ok((!changed.is_empty()).then(|| Dirty {
         count: changed.len(),
-        sample: changed.into_iter().take(3).collect(),
+        tracked,
+        sample: changed.into_iter().take(3).map(|(_, p)| p).collect(),
     }))
 }
 

@@ -147,6 +147,7 @@ fn modified_tracked_file_makes_the_checkout_dirty() {
     let c = checkout(&observe::observe(&env.no_auth("v1")), "Node");
     let dirty = c.dirty.expect("dirty");
     assert_eq!(dirty.count, 1);
+    assert_eq!(dirty.tracked, 1, "a tracked change");
     assert_eq!(dirty.sample, vec!["node_0.py".to_owned()]);
 }
 
@@ -166,6 +167,7 @@ fn untracked_file_makes_the_checkout_dirty_but_ignored_files_do_not() {
         .dirty
         .expect("dirty");
     assert_eq!(dirty.sample, vec!["extra/".to_owned()]);
+    assert_eq!(dirty.tracked, 0, "untracked files only");
 }
 
 #[test]

@@ -68,13 +68,23 @@ fn checkout(head: &str, origin: &str) -> DirState {
     })
 }
 
-/// A ComfyUI-Login checkout at `head` with local changes to `files`.
+/// A ComfyUI-Login checkout at `head` with changes to the tracked `files`.
 fn dirty_login(head: &str, files: &[&str]) -> DirState {
+    with_changes(head, files, files.len())
+}
+
+/// A ComfyUI-Login checkout at `head` with the untracked `files` (what nodes write at run time).
+fn untracked_login(head: &str, files: &[&str]) -> DirState {
+    with_changes(head, files, 0)
+}
+
+fn with_changes(head: &str, files: &[&str], tracked: usize) -> DirState {
     DirState::Git(Checkout {
         head: Some(head.to_owned()),
         origin: Some(LOGIN_URL.to_owned()),
         dirty: Some(Dirty {
             count: files.len(),
+            tracked,
             sample: files.iter().map(|f| f.to_string()).collect(),
         }),
         resolved: None,
@@ -323,9 +333,31 @@ scenario!(dirty_node_at_its_pin_is_only_noted, {
     set_node(
         &mut o,
         "ComfyUI-Login",
-        Some(dirty_login(LOGIN_PIN, &["login.html"])),
+        Some(untracked_login(LOGIN_PIN, &["login.html"])),
     );
     run(&d, &o)
+});
+
+scenario!(tracked_change_at_its_pin_is_refused, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(dirty_login(LOGIN_PIN, &["password.py"])),
+    );
+    run(&d, &o)
+});
+
+scenario!(tracked_change_at_its_pin_with_force_is_replaced, {
+    let d = desired();
+    let mut o = converged(&d);
+    set_node(
+        &mut o,
+        "ComfyUI-Login",
+        Some(dirty_login(LOGIN_PIN, &["password.py"])),
+    );
+    run_forced(&d, &o)
 });
 
 scenario!(non_git_node_dir_is_refused, {

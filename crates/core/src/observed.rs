@@ -68,6 +68,10 @@ pub struct Checkout {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dirty {
     pub count: usize,
+    /// How many of them change tracked files (modified, deleted, staged): those make the
+    /// checkout differ from its pin. The rest are untracked files, which nodes write at run time.
+    #[serde(default)]
+    pub tracked: usize,
     /// Up to three changed paths, for messages.
     pub sample: Vec<String>,
 }

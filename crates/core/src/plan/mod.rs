@@ -44,6 +44,15 @@ impl Plan {
         !self.steps.is_empty()
     }
 
+    /// Why the container could not be observed, if it could not: then the plan cannot say that
+    /// reality matches, and `plan` exits 1.
+    pub fn unobserved(&self) -> Option<&str> {
+        self.notes.iter().find_map(|n| match n {
+            Note::ContainerNotObserved { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+    }
+
     /// Number of steps of each kind.
     pub fn count(&self, kind: Kind) -> usize {
         self.steps
@@ -526,7 +535,9 @@ fn plan_checkout(
                 .as_deref()
                 .is_some_and(|h| src.rev.matches(h, c.resolved.as_deref()));
             if let Some(d) = &c.dirty {
-                if at_pin && !opts.force {
+                // At its pin, only untracked files (what nodes write at run time) are a note;
+                // a changed tracked file makes the checkout differ from the manifest.
+                if at_pin && d.tracked == 0 && !opts.force {
                     plan.notes.push(Note::DirtyAtPin {
                         target: target.clone(),
                         count: d.count,
