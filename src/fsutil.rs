@@ -7,6 +7,10 @@ use std::path::Path;
 
 /// Write `bytes` to `path` with permission `mode`: a temp file in the same folder, fsync, rename
 /// over the target, fsync the folder. Readers see the old content or the new, never a mix.
+///
+/// Nothing is written through a symlink: the temp file is created exclusively and without
+/// following one (`O_EXCL | O_NOFOLLOW`; a link planted at its name is refused, not followed),
+/// and the rename replaces a link at `path` instead of writing where it points.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -16,14 +20,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut suffix = [0u8; 6];
+    getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{name}.tmp-{}-{suffix}", std::process::id()));
+    let mut created = false;
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(mode)
             .open(&tmp)?;
+        created = true;
         // `mode` is filtered by the umask at creation; set it exactly.
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         f.write_all(bytes)?;
@@ -32,10 +41,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         sync_dir(dir);
         Ok(())
     })();
-    if result.is_err() {
+    // Only a file this call created is removed: never something planted at the temp name.
+    if result.is_err() && created {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Read a regular file. Anything else (a FIFO, a device, a directory) is an `InvalidInput` error
+/// instead of a read that blocks forever: the file is opened without blocking and checked on the
+/// open descriptor, so a FIFO planted at the path cannot stall the reader.
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{}` is not a regular file", path.display()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Rename `from` to `to`, failing with `AlreadyExists` instead of replacing anything at `to`

@@ -32,7 +32,7 @@ pub struct Host;
 
 impl Lookup for Host {
     fn read(&self, path: &Path) -> Option<Vec<u8>> {
-        std::fs::read(path).ok()
+        crate::fsutil::read_regular(path).ok()
     }
     fn var_len(&self, name: &str) -> Option<usize> {
         std::env::var_os(name).map(|v| v.len())
@@ -53,18 +53,28 @@ pub fn load(path: &Path) -> Result<Desired, LoadError> {
 /// Read and validate the manifest at `path`; also the sha256 of exactly the text that was
 /// validated (for saved plans, which must name the manifest they were made from).
 pub fn load_with_digest(path: &Path) -> Result<(Desired, String), LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Unreadable {
+    let unreadable = |source| LoadError::Unreadable {
         path: path.to_owned(),
         source,
+    };
+    let text = crate::fsutil::read_regular(path).map_err(unreadable)?;
+    let text = String::from_utf8(text).map_err(|e| {
+        unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.utf8_error(),
+        ))
     })?;
     let digest = comfyprov_core::digest::sha256_hex(text.as_bytes());
     let base = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    // Absolute, so that paths handed to Docker (the bind mount) do not depend on where the
-    // daemon runs; `shown` keeps the manifest's spelling for messages.
-    let base = std::path::absolute(&base).unwrap_or(base);
+    // Canonical (absolute, no `..`, no symlinks), so that the same deployment has one bind mount,
+    // one spec and one lock however the manifest is reached (`-f ../comfy.toml`, a symlinked
+    // folder); `shown` keeps the manifest's spelling for messages.
+    let base = std::fs::canonicalize(&base)
+        .or_else(|_| std::path::absolute(&base))
+        .unwrap_or(base);
     let desired =
         parse(&path.display().to_string(), text, &base).map_err(|problems| LoadError::Invalid {
             path: path.to_owned(),

@@ -130,7 +130,8 @@ pub fn verified_token(desired: &Desired) -> Result<Secret, TokenError> {
         PasswordFile::Present { .. } => return Err(TokenError::Stale),
     }
     let path = ws.join("ComfyUI").join("login").join("PASSWORD");
-    let bytes = std::fs::read(&path).map_err(|e| TokenError::Unreadable(e.to_string()))?;
+    let bytes =
+        crate::fsutil::read_regular(&path).map_err(|e| TokenError::Unreadable(e.to_string()))?;
     let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     Ok(Secret::new(line.to_vec()))

@@ -7,7 +7,7 @@ use crate::report::Outcome;
 
 pub(super) fn write(file: &ManifestPath, content: &str) -> Exec {
     let path = &file.path;
-    match std::fs::read(path) {
+    match crate::fsutil::read_regular(path) {
         Ok(b) if b == content.as_bytes() => {
             return Ok(Outcome::AlreadyDone {
                 why: format!("{} already matches", file.shown),

@@ -69,8 +69,12 @@ pub enum LockError {
     Io { path: String, error: std::io::Error },
 }
 
-/// Where the lock for `workspace` lives.
+/// Where the lock for `workspace` lives. An existing workspace is keyed on its canonical path,
+/// so the same folder reached through a symlink has one lock.
 pub fn lock_path(workspace: &Path) -> PathBuf {
+    if let Ok(canonical) = std::fs::canonicalize(workspace) {
+        return beside(&canonical);
+    }
     let abs = if workspace.is_absolute() {
         workspace.to_path_buf()
     } else {
@@ -89,6 +93,11 @@ pub fn lock_path(workspace: &Path) -> PathBuf {
             c => norm.push(c),
         }
     }
+    beside(&norm)
+}
+
+/// `<parent>/.<name>.comfyprov-lock` for an absolute, normal path.
+fn beside(norm: &Path) -> PathBuf {
     let name = norm
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -114,7 +114,7 @@ pub(super) fn write(env: &Env, new_hash: bool, login: &LoginSpec) -> Exec {
         ))
         .help("run `comfyprov plan` to see what is wrong with it"));
     };
-    let current = match std::fs::read(&path) {
+    let current = match crate::fsutil::read_regular(&path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(StepError::io("cannot read", &path, e)),
@@ -184,13 +184,25 @@ fn verifies(value: &SecretValue, hash: &[u8]) -> bool {
     }
 }
 
+/// Create `login/` if needed; refuse one that is a symbolic link (planted after the plan was
+/// made: the write would land where it points).
 fn create_login_dir(env: &Env) -> Result<(), StepError> {
     let dir = login_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
         .create(&dir)
-        .map_err(|e| StepError::io("cannot create", &dir, e))
+        .map_err(|e| StepError::io("cannot create", &dir, e))?;
+    let meta =
+        std::fs::symlink_metadata(&dir).map_err(|e| StepError::io("cannot inspect", &dir, e))?;
+    if meta.file_type().is_symlink() {
+        return Err(StepError::new(format!(
+            "`{}` is a symbolic link: comfyprov does not write through links in the workspace",
+            dir.display()
+        ))
+        .help("replace it with a plain folder, then run apply again"));
+    }
+    Ok(())
 }
 
 /// Move `ComfyUI/PASSWORD` to `login/PASSWORD`, as ComfyUI-Login itself would at start. Its hash,

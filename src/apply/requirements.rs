@@ -23,7 +23,7 @@ const TAIL: usize = 15;
 
 pub(super) fn install(env: &Env, node: &str, name: &str, python: &str) -> Exec {
     let file = env.custom_nodes().join(node).join("requirements.txt");
-    let bytes = match std::fs::read(&file) {
+    let bytes = match crate::fsutil::read_regular(&file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Outcome::AlreadyDone {

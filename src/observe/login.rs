@@ -123,12 +123,48 @@ pub(crate) fn verify_password(pw: &Secret, hash: &str) -> bool {
     bcrypt::verify(pw.expose(), hash).unwrap_or(false)
 }
 
+/// The part of a PASSWORD file's path that is a symbolic link: `login/` or the file itself.
+fn linked(path: &Path) -> Option<String> {
+    let is_link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    let file = path.file_name()?.to_string_lossy();
+    let parent = path.parent()?;
+    if parent.file_name().is_some_and(|n| n == "login") && is_link(parent) {
+        return Some("login/".to_owned());
+    }
+    if is_link(path) {
+        let shown = if parent.file_name().is_some_and(|n| n == "login") {
+            format!("login/{file}")
+        } else {
+            format!("ComfyUI/{file}")
+        };
+        return Some(shown);
+    }
+    None
+}
+
 /// Read a PASSWORD file; `check` judges line 1 given the content's digest.
 fn read_password_file(
     path: &Path,
     check: impl FnOnce((&[u8], &str)) -> HashState,
 ) -> (PasswordFile, String) {
-    let bytes = match std::fs::read(path) {
+    // The container can write into the workspace: a link there is reported, never followed
+    // (a planted `login/PASSWORD` → elsewhere would read as fine and redirect the write).
+    if let Some(link) = linked(path) {
+        return (
+            PasswordFile::Unreadable {
+                error: format!(
+                    "{link} is a symbolic link; comfyprov does not follow links in the workspace, which the container can write: replace it with a plain {}",
+                    if link.ends_with('/') {
+                        "folder"
+                    } else {
+                        "file"
+                    }
+                ),
+            },
+            String::new(),
+        );
+    }
+    let bytes = match crate::fsutil::read_regular(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return (PasswordFile::Missing, String::new());
@@ -192,21 +228,22 @@ pub(crate) fn read_secret(
         }
         SecretSource::PasswordFile(f) | SecretSource::HashFile(f) => &f.path,
     };
-    let (bytes, meta) = match std::fs::read(file).and_then(|b| Ok((b, std::fs::metadata(file)?))) {
-        Ok(x) => x,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return (SecretState::Missing, None, None);
-        }
-        Err(e) => {
-            return (
-                SecretState::Unusable {
-                    error: e.to_string(),
-                },
-                None,
-                None,
-            );
-        }
-    };
+    let (bytes, meta) =
+        match crate::fsutil::read_regular(file).and_then(|b| Ok((b, std::fs::metadata(file)?))) {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return (SecretState::Missing, None, None);
+            }
+            Err(e) => {
+                return (
+                    SecretState::Unusable {
+                        error: e.to_string(),
+                    },
+                    None,
+                    None,
+                );
+            }
+        };
     let content = strip_newline(&bytes).to_vec();
     let state = SecretState::Present {
         mode: Some(meta.mode() & 0o7777),
@@ -268,7 +305,7 @@ const CACHE_ENTRIES: usize = 8;
 
 impl Cache {
     fn load(path: &Path) -> Cache {
-        std::fs::read(path)
+        crate::fsutil::read_regular(path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()

@@ -88,7 +88,7 @@ fn inputs_changed(comfy: &std::path::Path, nodes: &[NodeDir]) -> Option<i128> {
 }
 
 fn file_state(path: &std::path::Path) -> FileState {
-    match std::fs::read(path) {
+    match crate::fsutil::read_regular(path) {
         Ok(bytes) => FileState::Present {
             sha256: sha256_hex(&bytes),
         },

@@ -21,7 +21,7 @@ pub fn record_path(workspace: &Path) -> PathBuf {
 /// The record, or an empty one when it is missing or unreadable (everything is then installed
 /// again, which pip makes cheap and harmless).
 pub fn load_record(workspace: &Path) -> Record {
-    std::fs::read(record_path(workspace))
+    crate::fsutil::read_regular(&record_path(workspace))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
@@ -40,7 +40,7 @@ pub fn observe(desired: &Desired, container: Option<&str>) -> BTreeMap<String, R
         if !dir.is_dir() {
             continue;
         }
-        let state = match std::fs::read(dir.join("requirements.txt")) {
+        let state = match crate::fsutil::read_regular(&dir.join("requirements.txt")) {
             Err(_) => Requirements::NoFile,
             Ok(bytes) => {
                 let sha = super::sha256_hex(&bytes);

@@ -855,7 +855,8 @@ fn reporter_events(serve: Serve) {
 #[test]
 fn ready_hash_from_a_hash_file_is_copied_as_is() {
     let w = World::new(Serve::File);
-    let hash = bcrypt::hash("a password kept elsewhere", 4).unwrap();
+    // Cost 10: validate refuses weaker ready hashes, as it refuses a weaker `bcrypt_cost`.
+    let hash = bcrypt::hash("a password kept elsewhere", 10).unwrap();
     std::fs::write(w.root().join("hash"), format!("{hash}\n")).unwrap();
     w.write_manifest(&w.manifest().replace(
         "password_file = \".secrets/comfyui.password\"\ngenerate = true\n",
@@ -990,4 +991,136 @@ fn plan_json_shows_exactly_what_each_executor_receives() {
     received.sort_by_key(|(id, _)| *id);
     let received: Vec<comfyprov::plan::Step> = received.into_iter().map(|(_, s)| s).collect();
     assert_eq!(shown, received);
+}
+
+/// The container can write into the workspace, so a link planted at `login/` or
+/// `login/PASSWORD` is reported and never written through: the token never lands elsewhere.
+#[test]
+fn a_symlinked_login_folder_or_password_is_reported_and_never_written_through() {
+    let w = World::new(Serve::File);
+    w.apply_ok();
+    let outside = w.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let login = w.ws("login");
+    std::fs::remove_dir_all(&login).unwrap();
+    std::os::unix::fs::symlink(&outside, &login).unwrap();
+    let out = w.run(&["plan", "--workspace-only"]);
+    assert!(
+        both(&out).contains("login/ is a symbolic link"),
+        "{}",
+        both(&out)
+    );
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    std::fs::remove_file(&login).unwrap();
+    std::fs::create_dir_all(&login).unwrap();
+    let target = outside.join("target");
+    std::fs::write(&target, "not a password file\n").unwrap();
+    std::os::unix::fs::symlink(&target, login.join("PASSWORD")).unwrap();
+    let out = w.run(&["plan", "--workspace-only"]);
+    assert!(
+        both(&out).contains("login/PASSWORD is a symbolic link"),
+        "{}",
+        both(&out)
+    );
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "not a password file\n"
+    );
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_ne!(mode, 0o600, "the link's target was not chmodded");
+}
+
+/// The lock is keyed on the canonical workspace: the same folder reached through a symlink
+/// waits for the apply that holds it.
+#[test]
+fn the_same_workspace_through_a_symlink_shares_one_lock() {
+    let w = World::new(Serve::File);
+    w.apply_ok();
+    let ws = w.root().join("workspace");
+    let link = w.root().join("ws-link");
+    std::os::unix::fs::symlink(&ws, &link).unwrap();
+    assert_eq!(
+        comfyprov::apply::lock::lock_path(&ws),
+        comfyprov::apply::lock::lock_path(&link)
+    );
+    let _held = comfyprov::apply::lock::acquire(&ws, Duration::from_secs(1), |_| {}).expect("free");
+    let second = comfyprov::apply::lock::acquire(&link, Duration::from_millis(300), |_| {});
+    assert!(
+        second.is_err(),
+        "the symlinked path must wait for the same lock"
+    );
+}
+
+/// A tracked file edited by hand in a node at its pin makes the deployment differ from the
+/// manifest: plan refuses it (`!`, exit 2), apply refuses it (exit 1) and `--force` keeps the
+/// edit aside. Untracked files (what nodes write at run time) stay a note.
+#[test]
+fn an_edited_tracked_file_at_the_pin_is_refused_and_untracked_files_are_a_note() {
+    let w = World::new(Serve::File);
+    w.apply_ok();
+    let node = w.ws("custom_nodes/Extra");
+    std::fs::write(node.join("runtime-cache.json"), "{}\n").unwrap();
+    assert_eq!(w.plan_code(), 0, "untracked files are a note");
+    std::fs::write(node.join("node_0.py"), "# patched by hand\n").unwrap();
+    let out = w.run(&["plan", "--detailed-exitcode", "--workspace-only"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        both(&out).contains("! refuse custom_nodes/Extra") && both(&out).contains("node_0.py"),
+        "{}",
+        both(&out)
+    );
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert_eq!(
+        std::fs::read_to_string(node.join("node_0.py")).unwrap(),
+        "# patched by hand\n",
+        "refused, so untouched"
+    );
+    let out = w.apply(&["--force"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_ne!(
+        std::fs::read_to_string(node.join("node_0.py")).unwrap(),
+        "# patched by hand\n"
+    );
+    let aside: Vec<String> = w
+        .node_dirs()
+        .into_iter()
+        .filter(|d| d.starts_with("Extra.") && d.ends_with(".disabled"))
+        .collect();
+    assert_eq!(
+        aside.len(),
+        1,
+        "the edit is kept aside: {:?}",
+        w.node_dirs()
+    );
+}
+
+/// A pin that is an annotated tag's object id (what `git ls-remote` lists for one) converges:
+/// it is peeled to its commit, instead of planning the same checkout forever.
+#[test]
+fn a_pin_naming_an_annotated_tag_object_converges() {
+    for serve in [Serve::File, Serve::Daemon] {
+        let w = World::new(serve);
+        let tag_object = git(&w.extra.path, &["rev-parse", "v1"]);
+        assert_ne!(tag_object, w.extra.v1, "v1 is an annotated tag");
+        let url = w.url(&w.extra);
+        let text = w.manifest().replace(
+            &format!("name = \"Extra\"\ngit = \"{url}\"\nrev = \"v2\""),
+            &format!("name = \"Extra\"\ngit = \"{url}\"\nrev = \"{tag_object}\""),
+        );
+        assert!(text.contains(&tag_object));
+        w.write_manifest(&text);
+        w.apply_ok();
+        assert_eq!(w.head("Extra"), w.extra.v1, "checked out the tag's commit");
+        assert_eq!(w.plan_code(), 0, "and converged");
+    }
 }

@@ -345,3 +345,152 @@ fn a_closed_stdout_pipe_ends_output_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// Unattended (no terminal, as from cron or CI), apply changes nothing without `--yes`, and says
+/// how to approve; with `--yes` it applies.
+#[test]
+fn apply_without_a_terminal_needs_yes() {
+    let c = Converged::new();
+    let compose = c.root().join("docker-compose-with-auth.yml");
+    std::fs::remove_file(&compose).unwrap();
+    let out = bin()
+        .args(["apply", "--workspace-only"])
+        .current_dir(c.root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("there is no terminal to ask on: nothing was changed")
+            && stderr(&out).contains("pass --yes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!compose.exists(), "nothing was written");
+    let out = bin()
+        .args(["apply", "--workspace-only", "--yes"])
+        .current_dir(c.root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(compose.exists());
+}
+
+/// The same deployment has one spec (one bind mount) however its manifest is reached: through
+/// `..` from inside the workspace, or through a symlinked folder.
+#[test]
+fn the_same_manifest_reached_by_other_paths_has_one_spec() {
+    let c = Converged::new();
+    let root = c.root();
+    let link = root.parent().unwrap().join(format!(
+        "{}-link",
+        root.file_name().unwrap().to_string_lossy()
+    ));
+    std::os::unix::fs::symlink(root, &link).unwrap();
+    let spec = |path: PathBuf| {
+        let desired = comfyprov::ops::load(&path).unwrap().desired;
+        (
+            comfyprov::render::Container::new(&desired).unwrap().spec,
+            comfyprov::apply::lock::lock_path(&desired.workspace.path),
+        )
+    };
+    let direct = spec(root.join("comfy.toml"));
+    let dotdot = spec(root.join("ws/ComfyUI/../../comfy.toml"));
+    let linked = spec(link.join("comfy.toml"));
+    let _ = std::fs::remove_file(&link);
+    assert_eq!(direct, dotdot);
+    assert_eq!(direct, linked);
+}
+
+/// A compose file in a subfolder mounts the workspace where it is, not a folder of that name
+/// beside the compose file (Compose resolves relative sources against the file's folder).
+#[test]
+fn a_compose_file_in_a_subfolder_mounts_the_real_workspace() {
+    if !crate::support::docker_compose_available() {
+        return;
+    }
+    let c = Converged::new();
+    let manifest = c.root().join("comfy.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen(
+        "[container]\n",
+        "[container]\ncompose_file = \"deploy/docker-compose.yml\"\n",
+        1,
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let out = run(c.root(), &["apply", "-y", "--workspace-only"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Command::new("docker-compose")
+        .args(["-f", "deploy/docker-compose.yml", "config"])
+        .current_dir(c.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = stdout(&out);
+    let want = std::fs::canonicalize(c.root().join("ws/ComfyUI")).unwrap();
+    assert!(
+        config.contains(&format!("source: {}", want.display())),
+        "the mount must be the workspace's ComfyUI/:\n{config}"
+    );
+    assert!(!config.contains("deploy/ws"), "{config}");
+}
+
+/// A FIFO where a file should be (the manifest, the secret, or `login/PASSWORD`, which the
+/// container can plant) is an error, never a read that blocks forever.
+#[test]
+fn a_fifo_in_place_of_a_file_is_an_error_not_a_hang() {
+    let c = Converged::new();
+    let mkfifo = |p: &Path| {
+        let out = Command::new("mkfifo").arg(p).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let run_bounded = |args: &[&str]| {
+        let mut child = bin()
+            .args(args)
+            .current_dir(c.root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("comfyprov {args:?} blocked on a FIFO");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    };
+    mkfifo(&c.root().join("fifo.toml"));
+    let out = run_bounded(&["-f", "fifo.toml", "validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+
+    let password = c.root().join("ws/ComfyUI/login/PASSWORD");
+    std::fs::remove_file(&password).unwrap();
+    mkfifo(&password);
+    let out = run_bounded(&["plan", "--workspace-only"]);
+    assert!(
+        stdout(&out).contains("login/PASSWORD cannot be read")
+            && stdout(&out).contains("not a regular file"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::remove_file(&password).unwrap();
+
+    let secret = c.root().join("pw");
+    std::fs::remove_file(&secret).unwrap();
+    mkfifo(&secret);
+    let out = run_bounded(&["plan", "--workspace-only"]);
+    assert!(
+        stdout(&out).contains("the secret pw is unusable"),
+        "{}",
+        stdout(&out)
+    );
+}

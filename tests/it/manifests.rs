@@ -121,6 +121,49 @@ rev = "6910925"
     );
 }
 
+/// A problem on (or beside) a line of more than 65,535 bytes used to panic the renderer: now it
+/// is reported without a snippet, with its line and column.
+#[test]
+fn problems_on_very_long_lines_are_reported_without_panicking() {
+    let long = "x".repeat(70_000);
+    for text in [
+        format!("[project]\nname = \"{long}\"\n"),
+        format!("[project]\nname = \"ok\"\n# {long}\nbogus = 1\n"),
+        format!("[project]\nname = \"{long}"),
+    ] {
+        let problems = manifest::parse("comfy.toml", text, Path::new("/nonexistent")).unwrap_err();
+        let rendered = render_plain(&problems, 80);
+        assert!(
+            rendered.contains("(at line "),
+            "{}",
+            &rendered[..rendered.len().min(400)]
+        );
+        assert!(rendered.len() < 20_000, "the long line is not echoed");
+    }
+}
+
+/// Credentials inside a git URL are refused, and neither the message nor the snippet shows them.
+#[test]
+fn credentials_in_git_urls_are_refused_without_being_shown() {
+    for fixture in ["git-url-credentials", "git-url-ssh-password"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/manifests/invalid/{fixture}.toml"));
+        let problems = load(&path).unwrap_err();
+        assert_eq!(problems.len(), 1, "{fixture}");
+        assert_eq!(problems[0].code, "git_url_credentials");
+        let rendered = render_plain(&problems, 200);
+        assert!(
+            !rendered.contains("hunter2"),
+            "the credentials leaked into:\n{rendered}"
+        );
+        assert!(rendered.contains("****@github.com/a/foo"), "{rendered}");
+        assert!(rendered.contains("credential helper"), "{rendered}");
+    }
+    // A user name alone over ssh is no secret.
+    assert!(manifest::validate::check_git_url("ssh://git@github.com/a/foo").is_ok());
+    assert!(manifest::validate::check_git_url("git@github.com:a/foo.git").is_ok());
+}
+
 /// Deterministic mangling (delete, duplicate, replace, truncate) of every fixture: the loader
 /// must answer with a manifest or problems, never panic, and every span must lie in the text.
 #[test]
@@ -185,4 +228,91 @@ fn mangled_manifests_never_panic_and_spans_stay_in_bounds() {
         }
     }
     assert!(runs > 3000, "{runs}");
+}
+
+/// Inputs that used to pass `validate` and fail later, or be used as given: each is an error now,
+/// naming what is wrong.
+#[test]
+fn questionable_inputs_are_refused_at_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blank"), "   \n").unwrap();
+    std::fs::write(dir.path().join("nul"), b"pass\0word\n").unwrap();
+    std::fs::write(
+        dir.path().join("weak.hash"),
+        // A valid bcrypt hash at cost 4.
+        "$2b$04$abcdefghijklmnopqrstuu5jz0BXPBPixq9UdCbrx5UpCQ6PbSGnq\n",
+    )
+    .unwrap();
+    let base = |auth: &str, nodes: &str, args: &str| {
+        format!(
+            "[project]\nname = \"t\"\n[workspace]\npath = \"ws\"\n[container]\nimage = \"i:1\"\nargs = [{args}]\n[auth]\n{auth}\n[[nodes]]\nname = \"ComfyUI-Login\"\ngit = \"https://github.com/liusida/ComfyUI-Login\"\nrev = \"6910925\"\n{nodes}"
+        )
+    };
+    let login = |secret: &str| format!("mode = \"login\"\n{secret}");
+    let node = |name: &str| {
+        format!("[[nodes]]\nname = \"{name}\"\ngit = \"https://example.com/x\"\nrev = \"v1\"\n")
+    };
+    let cases = [
+        (
+            base(&login("password_file = \"blank\""), "", ""),
+            "password_empty",
+            "only whitespace",
+        ),
+        (
+            base(&login("password_file = \"nul\""), "", ""),
+            "password_bytes",
+            "NUL byte",
+        ),
+        (
+            base(&login("hash_file = \"weak.hash\""), "", ""),
+            "hash_cost",
+            "cost under 10",
+        ),
+        (
+            base(&login("password_env = \"A=B\""), "", ""),
+            "password_env",
+            "not an environment variable name",
+        ),
+        (
+            base(&login("password_env = \"PW\""), &node(&"n".repeat(240)), ""),
+            "node_name",
+            "longer than 200 bytes",
+        ),
+        (
+            base(
+                &login("password_env = \"PW\""),
+                &format!("{}{}", node("Foo"), node("foo")),
+                "",
+            ),
+            "duplicate_node",
+            "only in case",
+        ),
+        (
+            base(
+                &login("password_env = \"PW\""),
+                &node("Evil\u{202E}txt.py"),
+                "",
+            ),
+            "node_name",
+            "bidirectional control",
+        ),
+        (
+            base(&login("password_env = \"PW\""), "", "\"--por\", \"9000\""),
+            "managed_arg",
+            "is `--port` to ComfyUI",
+        ),
+    ];
+    for (text, code, says) in cases {
+        let problems = manifest::parse("comfy.toml", text.clone(), dir.path()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.code == code && p.message.contains(says)),
+            "expected {code} ({says}) for:\n{text}\ngot: {:?}",
+            problems
+                .iter()
+                .map(|p| (&p.code, &p.message))
+                .collect::<Vec<_>>()
+        );
+    }
 }

@@ -71,7 +71,9 @@ impl Rev {
     /// to in the checkout (for named revs).
     pub fn matches(&self, oid: &str, resolved: Option<&str>) -> bool {
         match self {
-            Rev::Commit(prefix) => oid.starts_with(prefix.as_str()),
+            // A commit, or an annotated tag's object id (what `git ls-remote` shows for one),
+            // which observation peels to its commit.
+            Rev::Commit(prefix) => oid.starts_with(prefix.as_str()) || resolved == Some(oid),
             Rev::Named(_) => resolved == Some(oid),
         }
     }

@@ -31,7 +31,7 @@ impl Problem {
     ) -> Self {
         Problem {
             code,
-            message: message.into(),
+            message: elide(message.into()),
             span,
             label: "here".to_owned(),
             help: None,
@@ -50,9 +50,55 @@ impl Problem {
     }
 }
 
+/// Messages quote what the manifest says; a value of 70,000 characters is shortened to its ends.
+const MAX_MESSAGE: usize = 400;
+
+fn elide(message: String) -> String {
+    if message.chars().count() <= MAX_MESSAGE {
+        return message;
+    }
+    let head: String = message.chars().take(MAX_MESSAGE / 2).collect();
+    let tail: Vec<char> = message.chars().rev().take(MAX_MESSAGE / 4).collect();
+    let tail: String = tail.into_iter().rev().collect();
+    format!("{head}…{tail}")
+}
+
+/// Lines longer than this are not drawn in a snippet: the renderer pads with widths that overflow
+/// on lines over 65,535 bytes (it panicked on such manifests), and nobody reads such a line.
+const MAX_SNIPPET_LINE: usize = 4096;
+
+impl Problem {
+    /// Whether the snippet can be drawn: no line of the manifest is too long.
+    fn drawable(&self) -> bool {
+        self.source
+            .inner()
+            .split('\n')
+            .all(|l| l.len() <= MAX_SNIPPET_LINE)
+    }
+
+    /// 1-based line and column of the span's start.
+    fn position(&self) -> (usize, usize) {
+        let text = self.source.inner();
+        let start = self.span.start.min(text.len());
+        let before = text.get(..start).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        if !self.drawable() {
+            // No snippet will show where: say it in words.
+            let (line, column) = self.position();
+            write!(
+                f,
+                " (at line {line}, column {column}; a line over {MAX_SNIPPET_LINE} bytes is not shown)"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -70,10 +116,13 @@ impl Diagnostic for Problem {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&*self.source)
+        self.drawable().then_some(&*self.source as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if !self.drawable() {
+            return None;
+        }
         let len = self.span.end.saturating_sub(self.span.start);
         Some(Box::new(std::iter::once(LabeledSpan::new(
             Some(self.label.clone()),

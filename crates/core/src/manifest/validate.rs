@@ -19,6 +19,8 @@ use super::raw;
 
 /// bcrypt reads at most this many bytes of a password; longer ones are refused, not truncated.
 pub const BCRYPT_MAX_PASSWORD: usize = 72;
+/// The lowest bcrypt cost accepted, for a ready hash as for `bcrypt_cost` (the schema's minimum).
+const MIN_BCRYPT_COST: u32 = 10;
 
 struct Ctx<'a> {
     lookup: &'a dyn super::Lookup,
@@ -164,6 +166,7 @@ pub fn validate(
     // Nodes: each on its own, then names unique.
     let mut nodes = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen_folded: HashMap<String, (usize, String)> = HashMap::new();
     for (i, nv) in node_values.iter().enumerate() {
         let at = p(&[key("nodes"), Seg::Index(i)]);
         let Ok(n) = serde_json::from_value::<raw::Node>(nv.clone()) else {
@@ -185,8 +188,21 @@ pub fn validate(
                     "each `[[nodes]]` entry needs its own directory name; remove one or rename it"
                         .to_owned(),
                 );
+            } else if let Some((first, other)) = seen_folded.get(&n.name.to_lowercase()) {
+                cx.err(
+                    "duplicate_node",
+                    &name_at,
+                    format!(
+                        "node `{}` differs from `{other}` (`nodes[{first}]`) only in case",
+                        n.name
+                    ),
+                    "same name in another case",
+                    "on a case-insensitive file system (macOS, Windows) both are one directory; rename one"
+                        .to_owned(),
+                );
             } else {
                 seen.insert(n.name.clone(), i);
+                seen_folded.insert(n.name.to_lowercase(), (i, n.name.clone()));
             }
         }
         let source = git_source(&mut cx, &at, &n.git, &n.rev);
@@ -273,6 +289,10 @@ fn check_dir_name(cx: &mut Ctx<'_>, at: &[Seg], name: &str, what: &str) -> bool 
         Some("it contains a path separator")
     } else if name.chars().any(|c| c.is_control()) {
         Some("it contains a control character")
+    } else if name.chars().any(is_bidi_control) {
+        Some(
+            "it contains a bidirectional control character, which makes it read differently than it is",
+        )
     } else if name.starts_with('.') {
         Some(
             "it starts with `.` (hidden directories are reserved for comfyprov's temporary clones)",
@@ -281,8 +301,10 @@ fn check_dir_name(cx: &mut Ctx<'_>, at: &[Seg], name: &str, what: &str) -> bool 
         Some("ComfyUI skips directories ending in `.disabled`")
     } else if name == "__pycache__" {
         Some("ComfyUI skips `__pycache__`")
-    } else if name.len() > 255 {
-        Some("it is longer than 255 bytes")
+    } else if name.len() > MAX_NAME {
+        Some(
+            "it is longer than 200 bytes (a file name has at most 255, and apply's temporary clone beside it needs the rest)",
+        )
     } else {
         None
     };
@@ -312,6 +334,35 @@ fn git_source(cx: &mut Ctx<'_>, at: &[Seg], url: &str, rev: &str) -> Option<GitS
     rev_at.push(key("rev"));
     let url_ok = match check_git_url(url) {
         Ok(()) => true,
+        Err(_) if credentials(url).is_some() => {
+            // Neither the message nor the snippet may show them: the snippet is drawn from a
+            // copy of the manifest with the credentials masked.
+            let span = cx.spans.value(&url_at);
+            let mut text = cx.source.inner().clone();
+            if let Some(r) = credentials(url) {
+                let secret = &url[r];
+                if let Some(at) = text.get(span.clone()).and_then(|v| v.find(secret)) {
+                    let start = span.start + at;
+                    text.replace_range(start..start + secret.len(), &"*".repeat(secret.len()));
+                }
+            }
+            let masked: Source =
+                std::sync::Arc::new(miette::NamedSource::new(cx.source.name(), text));
+            cx.problems.push(
+                Problem::new(
+                    &masked,
+                    "git_url_credentials",
+                    span,
+                    format!(
+                        "git URL \"{}\" has credentials in it",
+                        mask_credentials(url).escape_debug()
+                    ),
+                )
+                .label("credentials")
+                .help(CREDENTIALS_HELP.to_owned()),
+            );
+            false
+        }
         Err((why, help)) => {
             cx.err(
                 "git_url",
@@ -345,6 +396,32 @@ fn git_source(cx: &mut Ctx<'_>, at: &[Seg], url: &str, rev: &str) -> Option<GitS
     }
 }
 
+const CREDENTIALS_HELP: &str = "remove them from the URL (they would be shown in plans, saved plans and git's messages); let git find them instead: a credential helper (`git config --global credential.helper store`), an SSH key with `ssh://` or `user@host:path`, or a `.netrc`";
+
+/// Where a URL carries credentials: the userinfo of an `https://`, `git://` or `file://` URL
+/// (a token alone is a credential there), or a password in an `ssh://` one (`ssh://git@host` is
+/// a user name, not a secret).
+pub fn credentials(url: &str) -> Option<std::ops::Range<usize>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let start = scheme.len() + 3;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let at = authority.rfind('@')?;
+    let userinfo = &authority[..at];
+    let secret = match scheme {
+        "ssh" => userinfo.contains(':'),
+        _ => !userinfo.is_empty(),
+    };
+    secret.then(|| start..start + at)
+}
+
+/// `url` with its credentials (see [`credentials`]) replaced by `****`.
+pub fn mask_credentials(url: &str) -> String {
+    match credentials(url) {
+        Some(r) => format!("{}****{}", &url[..r.start], &url[r.end..]),
+        None => url.to_owned(),
+    }
+}
+
 const URL_HELP: &str = "use `https://host/path`, `ssh://host/path`, `git://host/path`, `file:///absolute/path` or `user@host:path`";
 
 /// Accept only transports that cannot run commands: https, ssh, git, file and scp-like.
@@ -355,6 +432,8 @@ const URL_HELP: &str = "use `https://host/path`, `ssh://host/path`, `git://host/
 /// assert!(check_git_url("git@github.com:liusida/ComfyUI-Login.git").is_ok());
 /// assert!(check_git_url("ext::sh -c touch% /tmp/pwned").is_err());
 /// assert!(check_git_url("--upload-pack=evil").is_err());
+/// assert!(check_git_url("https://user:token@github.com/x/y").is_err());
+/// assert!(check_git_url("ssh://git@github.com/x/y").is_ok());
 /// ```
 pub fn check_git_url(url: &str) -> Result<(), (String, String)> {
     let err = |why: &str| Err((why.to_owned(), URL_HELP.to_owned()));
@@ -373,6 +452,12 @@ pub fn check_git_url(url: &str) -> Result<(), (String, String)> {
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return err("it contains whitespace or a control character");
+    }
+    if credentials(url).is_some() {
+        return Err((
+            "it has credentials in it".to_owned(),
+            CREDENTIALS_HELP.to_owned(),
+        ));
     }
     if let Some((scheme, rest)) = url.split_once("://") {
         let rest_ok = |r: &str| !r.is_empty() && !r.starts_with('/');
@@ -537,6 +622,15 @@ fn gpu_spec(cx: &mut Ctx<'_>, g: raw::Gpu) -> Option<GpuSpec> {
     }
 }
 
+/// The longest node name: apply clones into `.<name>.comfyprov-tmp` beside it, and a file name has
+/// at most 255 bytes.
+const MAX_NAME: usize = 200;
+
+/// Unicode's bidirectional controls (embedding, override, isolate, marks).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 /// Arguments comfyprov sets itself from other keys.
 const MANAGED_ARGS: &[(&str, &str)] = &[
     (
@@ -593,11 +687,22 @@ fn container_spec(
     }
     for (i, a) in c.args.iter().enumerate() {
         let flag = a.split('=').next().unwrap_or(a);
-        if let Some((f, why)) = MANAGED_ARGS.iter().find(|(f, _)| *f == flag) {
+        // ComfyUI's argparse also takes a unique prefix of a long flag: `--por 9000` is `--port`.
+        let managed = MANAGED_ARGS
+            .iter()
+            .find(|(f, _)| *f == flag || (flag.len() > 3 && f.starts_with(flag)));
+        if let Some((f, why)) = managed {
+            let message = if *f == flag {
+                format!("`{f}` is set by comfyprov")
+            } else {
+                format!(
+                    "`{flag}` is `{f}` to ComfyUI (it takes a flag's unique prefix), which comfyprov sets"
+                )
+            };
             cx.err(
                 "managed_arg",
                 &[key("container"), key("args"), Seg::Index(i)],
-                format!("`{f}` is set by comfyprov"),
+                message,
                 "managed by comfyprov",
                 format!("remove it from `args`: {why}"),
             );
@@ -796,13 +901,28 @@ fn check_secret_content(cx: &mut Ctx<'_>, secret: &SecretSource) -> bool {
                     );
                     return false;
                 }
-                if pw.is_empty() {
+                if pw.iter().all(u8::is_ascii_whitespace) {
                     cx.err(
                         "password_empty",
                         &[key("auth"), key("password_file")],
-                        format!("`{}` is empty", f.shown),
+                        if pw.is_empty() {
+                            format!("`{}` is empty", f.shown)
+                        } else {
+                            format!("`{}` holds only whitespace", f.shown)
+                        },
                         "empty password",
                         "write a password into the file, or delete it and set `generate = true`"
+                            .to_owned(),
+                    );
+                    return false;
+                }
+                if pw.contains(&0) || std::str::from_utf8(pw).is_err() {
+                    cx.err(
+                        "password_bytes",
+                        &[key("auth"), key("password_file")],
+                        format!("the password in `{}` has a NUL byte or is not UTF-8", f.shown),
+                        "not a typeable password",
+                        "ComfyUI-Login's login form sends text: use a UTF-8 password without NUL bytes"
                             .to_owned(),
                     );
                     return false;
@@ -811,6 +931,22 @@ fn check_secret_content(cx: &mut Ctx<'_>, secret: &SecretSource) -> bool {
             }
             None => true,
         },
+        SecretSource::PasswordEnv(var)
+            if !(var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) =>
+        {
+            cx.err(
+                "password_env",
+                &[key("auth"), key("password_env")],
+                format!(
+                    "`password_env` \"{}\" is not an environment variable name",
+                    var.escape_debug()
+                ),
+                "not a variable name",
+                "name the variable only (letters, digits and `_`), e.g. \"COMFYUI_PASSWORD\"; its value is read at run time".to_owned(),
+            );
+            false
+        }
         SecretSource::PasswordEnv(var) => match cx.lookup.var_len(var) {
             Some(len) if len > BCRYPT_MAX_PASSWORD => {
                 cx.err(
@@ -825,6 +961,19 @@ fn check_secret_content(cx: &mut Ctx<'_>, secret: &SecretSource) -> bool {
             _ => true,
         },
         SecretSource::HashFile(f) => match cx.lookup.read(&f.path) {
+            Some(bytes)
+                if crate::secret::parse_bcrypt_hash(crate::secret::strip_newline(&bytes))
+                    .is_some_and(|cost| cost < MIN_BCRYPT_COST) =>
+            {
+                cx.err(
+                    "hash_cost",
+                    &[key("auth"), key("hash_file")],
+                    format!("the hash in `{}` has a bcrypt cost under {MIN_BCRYPT_COST}", f.shown),
+                    "cost too low",
+                    format!("hash the password again with a cost of at least {MIN_BCRYPT_COST} (e.g. `htpasswd -nbBC 12 '' PASSWORD`), as `bcrypt_cost` requires"),
+                );
+                false
+            }
             Some(bytes)
                 if crate::secret::parse_bcrypt_hash(crate::secret::strip_newline(&bytes))
                     .is_none() =>

@@ -101,7 +101,10 @@ pub enum Action {
     /// Remove the legacy `ComfyUI/PASSWORD`.
     RemoveLegacyPassword,
     /// Set `login/PASSWORD` to mode 0600.
-    FixPasswordMode { mode: u32 },
+    FixPasswordMode {
+        #[serde(with = "octal")]
+        mode: u32,
+    },
     /// Write `content` to the compose file.
     RenderCompose {
         file: ManifestPath,
@@ -467,7 +470,11 @@ pub enum Note {
         sample: Vec<String>,
     },
     /// The secret file can be read by other users.
-    SecretReadableByOthers { path: String, mode: u32 },
+    SecretReadableByOthers {
+        path: String,
+        #[serde(with = "octal")]
+        mode: u32,
+    },
     /// What a running ComfyUI must restart to pick up.
     RestartNeeded { reasons: Vec<String> },
 }
@@ -667,6 +674,7 @@ pub enum Reason {
     HashMalformed,
     LegacyBeside,
     PasswordReadable {
+        #[serde(with = "octal")]
         mode: u32,
     },
     UsernameDiffers {
@@ -930,5 +938,19 @@ impl Blocker {
             | Blocker::ForeignContainer { .. }
             | Blocker::PasswordInvalid { .. } => false,
         }
+    }
+}
+
+/// File modes in JSON as octal strings (`"0644"`), as people write them, not decimal numbers.
+mod octal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text = String::deserialize(d)?;
+        u32::from_str_radix(&text, 8).map_err(serde::de::Error::custom)
     }
 }

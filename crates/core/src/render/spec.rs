@@ -98,21 +98,49 @@ fn healthcheck(c: &ContainerSpec) -> Vec<String> {
     ]
 }
 
-/// The host side of the ComfyUI bind mount as the compose file writes it: relative to the compose
-/// file's folder when the manifest gave a relative workspace path.
-fn compose_source(shown: &str) -> String {
-    let base = shown.trim_end_matches('/');
-    let base = if base.starts_with('/')
-        || base.starts_with("./")
-        || base.starts_with("../")
-        || base == "."
-        || base == ".."
-    {
-        base.to_owned()
-    } else {
-        format!("./{base}")
-    };
-    format!("{base}/ComfyUI")
+/// The host side of the ComfyUI bind mount as the compose file writes it. Compose resolves a
+/// relative source against the compose file's folder, so a relative workspace is written
+/// relative to that folder (`deploy/docker-compose.yml` mounts `../workspace/ComfyUI`); an
+/// absolute one stays absolute.
+fn compose_source(shown: &str, workspace: &Path, compose_dir: &Path) -> String {
+    if shown.starts_with('/') {
+        return format!("{}/ComfyUI", shown.trim_end_matches('/'));
+    }
+    let rel = relative(&normal(compose_dir), &normal(workspace));
+    match rel.as_str() {
+        "" => "./ComfyUI".to_owned(),
+        r if r == ".." || r.starts_with("../") => format!("{r}/ComfyUI"),
+        r => format!("./{r}/ComfyUI"),
+    }
+}
+
+/// `path` with `.` dropped and `..` applied, without touching the disk.
+fn normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `to` as a path relative to the folder `from` (both absolute and normal), `/`-separated.
+fn relative(from: &Path, to: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_owned(); from.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
 }
 
 /// `path` with `.` components dropped (`/srv/comfy/./workspace` → `/srv/comfy/workspace`).
@@ -158,7 +186,11 @@ impl Container {
         Some(Container {
             name: desired.project.clone(),
             spec,
-            compose_source: compose_source(&desired.workspace.shown),
+            compose_source: compose_source(
+                &desired.workspace.shown,
+                &desired.workspace.path,
+                c.compose_file.path.parent().unwrap_or(Path::new("/")),
+            ),
         })
     }
 
@@ -215,9 +247,28 @@ mod tests {
 
     #[test]
     fn relative_workspace_paths_stay_relative_to_the_compose_file() {
-        assert_eq!(compose_source("./workspace"), "./workspace/ComfyUI");
-        assert_eq!(compose_source("workspace/"), "./workspace/ComfyUI");
-        assert_eq!(compose_source("/srv/comfy"), "/srv/comfy/ComfyUI");
-        assert_eq!(compose_source("../ws"), "../ws/ComfyUI");
+        let p = Path::new("/p");
+        let src =
+            |shown: &str, ws: &str, dir: &str| compose_source(shown, Path::new(ws), Path::new(dir));
+        assert_eq!(
+            src("./workspace", "/p/./workspace", "/p"),
+            "./workspace/ComfyUI"
+        );
+        assert_eq!(
+            src("workspace/", "/p/workspace/", "/p"),
+            "./workspace/ComfyUI"
+        );
+        assert_eq!(src("/srv/comfy", "/srv/comfy", "/p"), "/srv/comfy/ComfyUI");
+        assert_eq!(src("../ws", "/p/../ws", "/p"), "../ws/ComfyUI");
+        assert_eq!(src(".", "/p/.", p.to_str().unwrap()), "./ComfyUI");
+        // A compose file in a subfolder mounts the workspace beside it, not inside it.
+        assert_eq!(
+            src("./workspace", "/p/workspace", "/p/deploy"),
+            "../workspace/ComfyUI"
+        );
+        assert_eq!(
+            src("workspace", "/p/workspace", "/p/a/b"),
+            "../../workspace/ComfyUI"
+        );
     }
 }
