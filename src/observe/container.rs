@@ -8,7 +8,11 @@
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::models::{ContainerInspectResponse, RestartPolicyNameEnum};
 use bollard::query_parameters::InspectContainerOptions;
+use comfyprov_core::manifest::RestartPolicy;
+use comfyprov_core::render::RunSpec;
+use comfyprov_core::render::spec::{CONTAINER_ROOT, GpuRequest, container_port};
 
 use crate::error::ObserveError;
 pub use comfyprov_core::observed::ContainerInfo;
@@ -96,26 +100,38 @@ pub fn innermost_cause(e: &dyn std::error::Error) -> String {
     inner.to_string()
 }
 
-/// Inspect the container named `name`: `Ok(None)` when there is none.
+/// Inspect the container named `name`: `Ok(None)` when there is none. Its state and labels;
+/// [`observe`] also reads what it really is (`actual`).
 pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInfo>, ObserveError> {
-    let info = match docker
+    Ok(inspect_raw(docker, name).await?.map(info))
+}
+
+async fn inspect_raw(
+    docker: &Docker,
+    name: &str,
+) -> Result<Option<ContainerInspectResponse>, ObserveError> {
+    match docker
         .inspect_container(name, None::<InspectContainerOptions>)
         .await
     {
-        Ok(i) => i,
+        Ok(i) => Ok(Some(i)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
-        }) => return Ok(None),
-        Err(e) => return Err(describe(&e)),
-    };
-    let state = info.state.unwrap_or_default();
-    let labels = info
+        }) => Ok(None),
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+fn info(raw: ContainerInspectResponse) -> ContainerInfo {
+    let state = raw.state.unwrap_or_default();
+    let labels = raw
         .config
         .as_ref()
         .and_then(|c| c.labels.clone())
         .unwrap_or_default();
-    let id = info.id.unwrap_or_default();
-    Ok(Some(ContainerInfo {
+    let id = raw.id.unwrap_or_default();
+    let not_zero = |s: &Option<String>| s.clone().filter(|s| !s.starts_with("0001-01-01"));
+    ContainerInfo {
         id: id.chars().take(12).collect(),
         status: state
             .status
@@ -126,22 +142,127 @@ pub async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInfo
             .and_then(|h| h.status)
             .map(|s| s.to_string())
             .filter(|s| !s.is_empty() && s != "none"),
-        image: info.config.and_then(|c| c.image).unwrap_or_default(),
-        image_id: info.image.unwrap_or_default(),
-        started_ns: state
-            .started_at
+        image: raw.config.and_then(|c| c.image).unwrap_or_default(),
+        image_id: raw.image.unwrap_or_default(),
+        started_ns: not_zero(&state.started_at)
             .as_deref()
-            .filter(|s| !s.starts_with("0001-01-01"))
             .and_then(crate::fsutil::parse_rfc3339_ns),
-        finished_ns: state
-            .finished_at
+        finished_ns: not_zero(&state.finished_at)
             .as_deref()
-            .filter(|s| !s.starts_with("0001-01-01"))
             .and_then(crate::fsutil::parse_rfc3339_ns),
-        started_at: state.started_at.filter(|s| !s.starts_with("0001-01-01")),
+        started_at: not_zero(&state.started_at),
         project_label: labels.get(LABEL_PROJECT).cloned(),
         spec: labels.get(LABEL_SPEC).cloned(),
-    }))
+        actual: None,
+    }
+}
+
+/// What the container really is, in the run spec's terms. Its environment and entrypoint are
+/// told apart from its image's (inspected too): a variable the image sets is not the
+/// container's, unless the manifest names it.
+async fn actual(
+    docker: &Docker,
+    raw: &ContainerInspectResponse,
+    declared_env: &[String],
+) -> Result<RunSpec, ObserveError> {
+    let config = raw.config.clone().unwrap_or_default();
+    let host = raw.host_config.clone().unwrap_or_default();
+    let image = match raw.image.as_deref() {
+        Some(id) => docker
+            .inspect_image(id)
+            .await
+            .map_err(|e| describe(&e))?
+            .config
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
+    let image_env = image.env.unwrap_or_default();
+    let env = config
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            let declared = declared_env.iter().any(|d| d == k);
+            (declared || !image_env.contains(&kv)).then(|| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let bindings = host
+        .port_bindings
+        .unwrap_or_default()
+        .remove(&container_port())
+        .flatten()
+        .unwrap_or_default();
+    let (listen, port) = match bindings.as_slice() {
+        [b] => (
+            b.host_ip
+                .clone()
+                .filter(|ip| !ip.is_empty())
+                .unwrap_or_else(|| "0.0.0.0".to_owned()),
+            b.host_port
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0),
+        ),
+        other => (format!("{} bindings", other.len()), 0),
+    };
+    let binds: Vec<(String, String)> = raw
+        .mounts
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.typ == Some(bollard::models::MountPointTypeEnum::BIND))
+        .map(|m| {
+            (
+                m.source.unwrap_or_default(),
+                m.destination.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mount = match binds.as_slice() {
+        [(src, dst)] if dst == CONTAINER_ROOT => src.clone(),
+        other => other
+            .iter()
+            .map(|(s, d)| format!("{s}:{d}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let gpu = host
+        .device_requests
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| {
+            r.driver.as_deref() == Some("nvidia")
+                || r.capabilities
+                    .iter()
+                    .flatten()
+                    .any(|c| c.iter().any(|c| c == "gpu"))
+        })
+        .map(|r| GpuRequest {
+            device_ids: r.device_ids.unwrap_or_default(),
+            count: r.count.filter(|c| *c != 0),
+        });
+    let restart = match host.restart_policy.and_then(|r| r.name) {
+        Some(RestartPolicyNameEnum::ALWAYS) => RestartPolicy::Always,
+        Some(RestartPolicyNameEnum::UNLESS_STOPPED) => RestartPolicy::UnlessStopped,
+        Some(RestartPolicyNameEnum::ON_FAILURE) => RestartPolicy::OnFailure,
+        _ => RestartPolicy::No,
+    };
+    Ok(RunSpec {
+        image: config.image.unwrap_or_default(),
+        command: config.cmd.unwrap_or_default(),
+        working_dir: config.working_dir.unwrap_or_default(),
+        listen,
+        port,
+        mount,
+        gpu,
+        env,
+        restart,
+        healthcheck: config.healthcheck.and_then(|h| h.test).unwrap_or_default(),
+        init: host.init == Some(true),
+        entrypoint: (config.entrypoint != image.entrypoint)
+            .then(|| config.entrypoint.unwrap_or_default()),
+    })
 }
 
 /// A small single-threaded runtime for one command's Docker and HTTP calls.
@@ -152,8 +273,9 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ObserveError> {
         .map_err(|e| ObserveError::Runtime(e.to_string()))
 }
 
-/// Observe the container named `name`, or say why it could not be.
-pub fn observe(name: &str) -> super::ContainerState {
+/// Observe the container named `name` (what it is included), or say why it could not be.
+/// `declared_env` names the variables the manifest sets.
+pub fn observe(name: &str, declared_env: &[String]) -> super::ContainerState {
     let not_observed = |e: ObserveError| super::ContainerState::NotObserved {
         reason: e.to_string(),
     };
@@ -166,10 +288,17 @@ pub fn observe(name: &str) -> super::ContainerState {
             Ok(d) => d,
             Err(e) => return not_observed(e),
         };
-        match inspect(&docker, name).await {
-            Ok(Some(info)) => super::ContainerState::Present(Box::new(info)),
-            Ok(None) => super::ContainerState::Missing,
-            Err(e) => not_observed(e),
-        }
+        let raw = match inspect_raw(&docker, name).await {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return super::ContainerState::Missing,
+            Err(e) => return not_observed(e),
+        };
+        let actual = match actual(&docker, &raw, declared_env).await {
+            Ok(a) => a,
+            Err(e) => return not_observed(e),
+        };
+        let mut info = info(raw);
+        info.actual = Some(actual);
+        super::ContainerState::Present(Box::new(info))
     })
 }

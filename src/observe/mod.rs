@@ -18,10 +18,10 @@ use crate::manifest::Desired;
 pub fn observe(desired: &Desired) -> Observed {
     // The daemon answers while the workspace is read.
     std::thread::scope(|s| {
-        let container = desired
-            .container
-            .as_ref()
-            .map(|_| s.spawn(|| container::observe(&desired.project)));
+        let container = desired.container.as_ref().map(|c| {
+            let env: Vec<String> = c.env.keys().cloned().collect();
+            s.spawn(move || container::observe(&desired.project, &env))
+        });
         let mut observed = observe_workspace(desired);
         if let Some(handle) = container {
             observed.container = handle.join().unwrap_or(ContainerState::NotObserved {

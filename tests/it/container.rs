@@ -971,3 +971,48 @@ fn a_record_that_cannot_be_written_is_reported_as_the_records_failure() {
         "not recorded, so installed again:\n{plan}"
     );
 }
+
+/// The container is judged by what it is, not by its labels: one started from an edited copy of
+/// the rendered compose file carries comfyprov's labels, but its command and environment differ,
+/// and plan says so and recreates it.
+#[test]
+fn a_container_changed_by_hand_under_matching_labels_is_recreated() {
+    if !docker_available() || !crate::support::docker_compose_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.apply_ok();
+    assert_eq!(d.plan_code(), 0);
+    let rendered = std::fs::read_to_string(d.root().join("docker-compose-no-auth.yml")).unwrap();
+    assert!(rendered.contains("\"--cpu\"]"), "{rendered}");
+    let edited = rendered
+        .replace("\"--cpu\"]", "\"--cpu\", \"--verbose\", \"DEBUG\"]")
+        .replace(
+            "    restart:",
+            "    environment:\n      EXTRA: \"1\"\n    restart:",
+        );
+    std::fs::write(d.root().join("edited.yml"), edited).unwrap();
+    docker(&["rm", "-f", &d.name]);
+    let out = Command::new("docker-compose")
+        .args(["-p", &d.name, "-f", "edited.yml", "up", "-d"])
+        .current_dir(d.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", both(&out));
+    let labels = d.inspect("{{index .Config.Labels \"comfyprov.spec\"}}");
+    assert!(!labels.is_empty(), "the labels say comfyprov's spec");
+
+    let out = d.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains(&format!(
+            "~ recreate container {} (command, env changed)",
+            d.name
+        )),
+        "{text}"
+    );
+    d.apply_ok();
+    assert_eq!(d.plan_code(), 0, "recreated as the manifest says");
+    assert!(!d.inspect("{{json .Config.Cmd}}").contains("--verbose"));
+}

@@ -670,6 +670,7 @@ fn with_requirements(state: Option<Requirements>) -> (Desired, Observed) {
         finished_ns: None,
         project_label: Some(d.project.clone()),
         spec: Some(spec.label()),
+        actual: Some(spec.clone()),
     }));
     if let Some(s) = state {
         o.requirements.insert("ComfyUI-Login".to_owned(), s);
@@ -768,6 +769,7 @@ fn running_container(d: &Desired) -> ContainerInfo {
         finished_ns: None,
         project_label: Some(d.project.clone()),
         spec: Some(spec.label()),
+        actual: Some(spec.clone()),
     }
 }
 
@@ -819,11 +821,25 @@ scenario!(crash_looping_container_is_noted_not_started, {
 scenario!(
     container_with_another_spec_is_recreated_naming_the_fields,
     {
-        let (d, o) = with_container(|d, info| {
-            let mut spec = comfyprov::render::Container::new(d).unwrap().spec;
-            spec.port = 9999;
-            spec.image = "old/image:1".to_owned();
-            info.spec = Some(spec.label());
+        let (d, o) = with_container(|_d, info| {
+            let actual = info.actual.as_mut().unwrap();
+            actual.port = 9999;
+            actual.image = "old/image:1".to_owned();
+        });
+        run(&d, &o)
+    }
+);
+
+// The label is a record, not the truth: a container whose labels say it matches but whose
+// command, environment or mount was changed by hand is recreated, naming what differs.
+scenario!(
+    a_container_changed_by_hand_under_a_matching_label_is_recreated,
+    {
+        let (d, o) = with_container(|_d, info| {
+            let actual = info.actual.as_mut().unwrap();
+            actual.command.push("--disable-smart-memory".to_owned());
+            actual.env.insert("EXTRA".to_owned(), "1".to_owned());
+            actual.mount = "/elsewhere/ComfyUI".to_owned();
         });
         run(&d, &o)
     }
@@ -832,6 +848,7 @@ scenario!(
 scenario!(container_without_spec_label_is_recreated, {
     let (d, o) = with_container(|_d, info| {
         info.spec = None;
+        info.actual = None;
     });
     run(&d, &o)
 });
@@ -890,10 +907,8 @@ fn inputs_older_than_the_start_are_no_pending_restart() {
 /// compose file renders, and the changed fields by name.
 #[test]
 fn recreate_step_carries_the_spec_the_compose_file_renders() {
-    let (d, o) = with_container(|d, info| {
-        let mut spec = comfyprov::render::Container::new(d).unwrap().spec;
-        spec.port = 9999;
-        info.spec = Some(spec.label());
+    let (d, o) = with_container(|_d, info| {
+        info.actual.as_mut().unwrap().port = 9999;
     });
     let p = plan::plan(&d, &o, &Options::default());
     let want = comfyprov::render::Container::new(&d).unwrap();

@@ -214,8 +214,12 @@ pub struct ContainerInfo {
     pub finished_ns: Option<i128>,
     /// `comfyprov.project`: set when comfyprov (or its compose file) created it.
     pub project_label: Option<String>,
-    /// `comfyprov.spec`: the spec it was created from (JSON).
+    /// `comfyprov.spec`: the spec it was created from (JSON). A record, not the truth.
     pub spec: Option<String>,
+    /// What the container really is, read from its configuration (image, command, entrypoint,
+    /// working dir, environment, published port, mounts, GPUs, restart policy, init,
+    /// healthcheck), in the run spec's terms: what `plan` compares with the manifest.
+    pub actual: Option<crate::render::RunSpec>,
 }
 
 /// Whether a container's server is up: the one reading of Docker's status, for plan and verify.

@@ -293,9 +293,14 @@ fn lifecycle(
             )
         });
     }
-    let changed = container.spec.changed_fields(info.spec.as_deref());
+    // The container as it is, not as its label says: a container started by hand (or from an
+    // edited copy of the compose file) with the same labels is caught by what differs.
+    let changed = match &info.actual {
+        Some(actual) => container.spec.differences(actual),
+        None => container.spec.changed_fields(info.spec.as_deref()),
+    };
     if !changed.is_empty() {
-        let why = if info.spec.is_none() {
+        let why = if info.actual.is_none() && info.spec.is_none() {
             Reason::NoSpecLabel
         } else {
             Reason::SpecChanged {

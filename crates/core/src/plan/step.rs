@@ -716,9 +716,12 @@ impl fmt::Display for Reason {
                 Ok(())
             }
             Reason::NoSpecLabel => f.write_str("it was created without comfyprov's spec label"),
-            Reason::SpecChanged { fields } => {
-                write!(f, "the manifest changed its {}", fields.join(", "))
-            }
+            Reason::SpecChanged { fields } => write!(
+                f,
+                "the container's {} differ{} from what the manifest says",
+                fields.join(", "),
+                if fields.len() == 1 { "s" } else { "" }
+            ),
             Reason::ContainerStopped { name, status } => {
                 write!(f, "container {name} is {status}")
             }

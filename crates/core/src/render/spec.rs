@@ -56,6 +56,12 @@ pub struct RunSpec {
     pub restart: RestartPolicy,
     /// The healthcheck command (`["CMD", python, "-c", …]`); timing is fixed (`HEALTH_*`).
     pub healthcheck: Vec<String>,
+    /// An init process as PID 1 (it passes SIGTERM on to Python).
+    #[serde(default)]
+    pub init: bool,
+    /// An entrypoint other than the image's; `None` keeps the image's.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
 }
 
 /// The container the manifest declares: its name, its run spec, and how the compose file names
@@ -182,6 +188,8 @@ impl Container {
             env: c.env.clone(),
             restart: c.restart,
             healthcheck: healthcheck(c),
+            init: true,
+            entrypoint: None,
         };
         Some(Container {
             name: desired.project.clone(),
@@ -222,10 +230,19 @@ impl RunSpec {
     /// The fields that differ from the spec recorded in a container's label, by name; every
     /// field when the label is missing or unreadable.
     pub fn changed_fields(&self, label: Option<&str>) -> Vec<String> {
-        let now = serde_json::to_value(self).unwrap_or_default();
         let then: serde_json::Value = label
             .and_then(|l| serde_json::from_str(l).ok())
             .unwrap_or_default();
+        self.fields_differing_from(&then)
+    }
+
+    /// The fields in which `actual` (a container as it is) differs from this spec, by name.
+    pub fn differences(&self, actual: &RunSpec) -> Vec<String> {
+        self.fields_differing_from(&serde_json::to_value(actual).unwrap_or_default())
+    }
+
+    fn fields_differing_from(&self, then: &serde_json::Value) -> Vec<String> {
+        let now = serde_json::to_value(self).unwrap_or_default();
         let Some(now) = now.as_object() else {
             return Vec::new();
         };
