@@ -52,10 +52,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
 /// instead of a read that blocks forever: the file is opened without blocking and checked on the
 /// open descriptor, so a FIFO planted at the path cannot stall the reader.
 pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_with(path, libc::O_NONBLOCK)
+}
+
+/// [`read_regular`] for a file in the workspace, which the container can write: a symbolic link
+/// at `path` is refused (`ELOOP`, "too many levels of symbolic links"), not followed.
+pub fn read_regular_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_with(path, libc::O_NONBLOCK | libc::O_NOFOLLOW)
+}
+
+fn read_with(path: &Path, flags: i32) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(flags)
         .open(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {
@@ -67,6 +77,29 @@ pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     f.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Why writing `path` (absolute, under a canonical folder) would go through a symbolic link:
+/// `path` itself is one, or a folder between the canonical base and it is. `None` when it would
+/// not (or when nothing is there yet to tell).
+pub fn linked_write_target(path: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok();
+    if meta.is_some_and(|m| m.file_type().is_symlink()) {
+        return Some("it is a symbolic link".to_owned());
+    }
+    let parent = path.parent()?;
+    let spelled: std::path::PathBuf = parent
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    let real = std::fs::canonicalize(&spelled).ok()?;
+    (real != spelled).then(|| {
+        format!(
+            "its folder `{}` is reached through a symbolic link (to `{}`)",
+            spelled.display(),
+            real.display()
+        )
+    })
 }
 
 /// Rename `from` to `to`, failing with `AlreadyExists` instead of replacing anything at `to`

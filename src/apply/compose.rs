@@ -7,7 +7,14 @@ use crate::report::Outcome;
 
 pub(super) fn write(file: &ManifestPath, content: &str) -> Exec {
     let path = &file.path;
-    match crate::fsutil::read_regular(path) {
+    // A link planted since the plan was made: refuse rather than write where it points.
+    if let Some(why) = crate::fsutil::linked_write_target(path) {
+        return Err(
+            StepError::new(format!("{} cannot be written: {why}", file.shown))
+                .help("replace the link with a plain file or folder, then run apply again"),
+        );
+    }
+    match crate::fsutil::read_regular_nofollow(path) {
         Ok(b) if b == content.as_bytes() => {
             return Ok(Outcome::AlreadyDone {
                 why: format!("{} already matches", file.shown),

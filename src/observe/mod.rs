@@ -87,8 +87,13 @@ fn inputs_changed(comfy: &std::path::Path, nodes: &[NodeDir]) -> Option<i128> {
         .max()
 }
 
+/// The compose file as comfyprov will write it: a link at it, or a folder on its way that is a
+/// link (its folder's real path differs from the spelled one), is reported, never written through.
 fn file_state(path: &std::path::Path) -> FileState {
-    match crate::fsutil::read_regular(path) {
+    if let Some(why) = crate::fsutil::linked_write_target(path) {
+        return FileState::Linked { why };
+    }
+    match crate::fsutil::read_regular_nofollow(path) {
         Ok(bytes) => FileState::Present {
             sha256: sha256_hex(&bytes),
         },

@@ -103,6 +103,17 @@ pub fn inspect(path: &Path, rev: Option<&Rev>, untracked_is_dirty: bool) -> DirS
                 error: e.to_string(),
             };
         }
+        // The container can write into the workspace: a link there is reported, never
+        // followed (a checkout through it would move another repository).
+        Ok(m) if m.file_type().is_symlink() => {
+            return DirState::Unreadable {
+                error: format!(
+                    "{} is a symbolic link; comfyprov does not follow links in the workspace: replace it with the checkout itself",
+                    path.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                ),
+            };
+        }
         Ok(_) => {}
     }
     if !path.join(".git").exists() {

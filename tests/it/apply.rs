@@ -1124,3 +1124,72 @@ fn a_pin_naming_an_annotated_tag_object_converges() {
         assert_eq!(w.plan_code(), 0, "and converged");
     }
 }
+
+/// Links the container could plant are reported, never written through: a compose file that is
+/// a link, a compose file whose folder is a link out of the project, a node directory that is a
+/// link to another checkout.
+#[test]
+fn links_at_the_compose_file_or_a_node_are_refused_not_followed() {
+    let w = World::new(Serve::File);
+    w.apply_ok();
+    let outside = w.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+
+    // The compose file is a link to a file outside.
+    let compose = w.root().join("docker-compose-with-auth.yml");
+    let target = outside.join("victim.yml");
+    std::fs::write(&target, "keep me\n").unwrap();
+    std::fs::remove_file(&compose).unwrap();
+    std::os::unix::fs::symlink(&target, &compose).unwrap();
+    let out = w.run(&["plan", "--workspace-only"]);
+    assert!(
+        both(&out).contains("would be written through a symbolic link")
+            && both(&out).contains("it is a symbolic link"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(w.apply(&[]).status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    std::fs::remove_file(&compose).unwrap();
+
+    // The compose file's folder is a link out of the project.
+    let text = w.manifest().replace(
+        "[container]\n",
+        "[container]\ncompose_file = \"deploy/compose.yml\"\n",
+    );
+    w.write_manifest(&text);
+    std::os::unix::fs::symlink(&outside, w.root().join("deploy")).unwrap();
+    let out = w.run(&["plan", "--workspace-only"]);
+    assert!(
+        both(&out).contains("is reached through a symbolic link"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(w.apply(&[]).status.code(), Some(1));
+    assert!(
+        !outside.join("compose.yml").exists(),
+        "nothing written outside"
+    );
+    std::fs::remove_file(w.root().join("deploy")).unwrap();
+    w.write_manifest(&w.manifest());
+
+    // A node directory that is a link to another checkout.
+    let node = w.ws("custom_nodes/Extra");
+    let elsewhere = outside.join("Extra");
+    std::fs::rename(&node, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &node).unwrap();
+    let head = git(&elsewhere, &["rev-parse", "HEAD"]);
+    w.write_manifest(&w.manifest().replace("rev = \"v2\"", "rev = \"v1\""));
+    let out = w.run(&["plan", "--workspace-only"]);
+    assert!(
+        both(&out).contains("Extra is a symbolic link"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(w.apply(&[]).status.code(), Some(1));
+    assert_eq!(
+        git(&elsewhere, &["rev-parse", "HEAD"]),
+        head,
+        "the link's target was not moved"
+    );
+}

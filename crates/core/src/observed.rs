@@ -110,8 +110,16 @@ pub enum SecretState {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum FileState {
     Missing,
-    Present { sha256: String },
-    Unreadable { error: String },
+    Present {
+        sha256: String,
+    },
+    Unreadable {
+        error: String,
+    },
+    /// Writing it would go through a symbolic link (a link at it, or on a folder on its way).
+    Linked {
+        why: String,
+    },
 }
 
 /// What is known about the container.

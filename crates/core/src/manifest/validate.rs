@@ -237,6 +237,23 @@ pub fn validate(
         allow_public_without_auth: pol.allow_public_without_auth,
     });
 
+    // Cross-section: the compose file must not be written over the secret.
+    if let (Some(c), Some(AuthSpec::Login(l))) = (&container, &auth_spec)
+        && let SecretSource::PasswordFile(f) | SecretSource::HashFile(f) = &l.secret
+        && f.path == c.compose_file.path
+    {
+        cx.err(
+            "compose_file",
+            &[key("container"), key("compose_file")],
+            format!(
+                "`container.compose_file` \"{}\" is the secret file: apply would overwrite the secret with the compose file",
+                c.compose_file.shown.escape_debug()
+            ),
+            "the secret file",
+            "name another file, e.g. \"docker-compose-with-auth.yml\"".to_owned(),
+        );
+    }
+
     // Cross-section: no-auth must stay on loopback unless the policy says otherwise.
     if let (Some(c), Some(AuthSpec::None { .. }), Some(pol)) = (&container, &auth_spec, &policy)
         && !c.listen.is_loopback()

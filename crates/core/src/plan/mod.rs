@@ -119,6 +119,19 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
                 path,
                 error: error.clone(),
             }),
+            FileState::Linked { why } => {
+                // Never written through: the user must replace the link.
+                plan.push(
+                    Action::Blocked {
+                        blocker: Blocker::Linked { path: path.clone() },
+                    },
+                    Reason::ComposeUnreadable {
+                        path,
+                        error: why.clone(),
+                    },
+                );
+                None
+            }
         };
         if let Some(reason) = reason {
             plan.push(

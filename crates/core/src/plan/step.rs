@@ -345,6 +345,7 @@ impl Action {
                 Blocker::SecretMissing { .. }
                 | Blocker::SecretUnusable { .. }
                 | Blocker::PasswordUnreadable => Phase::Password,
+                Blocker::Linked { .. } => Phase::Compose,
                 Blocker::ForeignContainer { .. } | Blocker::PasswordInvalid { .. } => {
                     Phase::Container
                 }
@@ -880,6 +881,10 @@ pub enum Blocker {
     ForeignContainer {
         name: String,
     },
+    /// Writing `path` would go through a symbolic link.
+    Linked {
+        path: String,
+    },
     /// A step that would start the server while `login/PASSWORD` would not be valid.
     PasswordInvalid {
         action: Box<Action>,
@@ -900,6 +905,7 @@ impl Blocker {
             Blocker::SecretUnusable { source, .. } => format!("the secret {source} is unusable"),
             Blocker::PasswordUnreadable => "login/PASSWORD cannot be read".to_owned(),
             Blocker::ForeignContainer { name } => format!("container {name} is not comfyprov's"),
+            Blocker::Linked { path } => format!("{path} would be written through a symbolic link"),
             Blocker::PasswordInvalid { action } => {
                 format!("{} (login/PASSWORD would not be valid)", action.describe())
             }
@@ -926,6 +932,7 @@ impl Blocker {
             Blocker::ForeignContainer { .. } => {
                 "remove or rename it, or rerun with --force to replace it".to_owned()
             }
+            Blocker::Linked { .. } => "replace the link with a plain file or folder: comfyprov never writes through links, which the container could plant".to_owned(),
             Blocker::PasswordInvalid { .. } => "make login/PASSWORD valid first (see the blocked password step): without it ComfyUI-Login accepts an empty token".to_owned(),
         }
     }
@@ -939,6 +946,7 @@ impl Blocker {
             Blocker::ComfyUiNotInstalled
             | Blocker::Uninspectable { .. }
             | Blocker::ForeignContainer { .. }
+            | Blocker::Linked { .. }
             | Blocker::PasswordInvalid { .. } => false,
         }
     }
