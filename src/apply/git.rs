@@ -14,7 +14,7 @@ use super::{Env, Exec, StepError};
 use crate::fsutil::{rename_noreplace, sync_dir, temp_name, utc_compact};
 use crate::manifest::Rev;
 use crate::observe::DirState;
-use crate::observe::workspace::{inspect, open_repo, resolve};
+use crate::observe::workspace::{CHECKOUT_MARKER, inspect, open_repo, resolve};
 use crate::plan::Target;
 use crate::plan::step::short;
 use crate::report::{Outcome, Progress, StepId};
@@ -39,9 +39,19 @@ fn checkout_commit(
         env.reporter
             .on_progress(id, Progress::Checkout { done, total });
     });
-    repo.checkout_tree(commit.as_object(), Some(&mut co))
-        .map_err(|e| git_failure(&e))?;
-    repo.set_head_detached(oid).map_err(|e| git_failure(&e))
+    // Marked in progress until HEAD is moved too: a kill in between leaves the marker, and the
+    // next apply finishes this checkout instead of refusing its half-moved files.
+    let marker = repo.path().join(CHECKOUT_MARKER);
+    crate::fsutil::write_atomic(&marker, format!("{oid}\n").as_bytes(), 0o644)
+        .map_err(|e| StepError::io("cannot write", &marker, e))?;
+    // A checkout that fails (rather than being killed) is not ours to finish: a safe checkout
+    // stops at a conflict before it writes, so the files left are the person's.
+    if let Err(e) = repo.checkout_tree(commit.as_object(), Some(&mut co)) {
+        let _ = std::fs::remove_file(&marker);
+        return Err(git_failure(&e));
+    }
+    repo.set_head_detached(oid).map_err(|e| git_failure(&e))?;
+    std::fs::remove_file(&marker).map_err(|e| StepError::io("cannot remove", &marker, e))
 }
 
 /// What the pin resolved to, for the summary: `v1.0 → a1b2c3d` or `a1b2c3d`.
@@ -117,7 +127,14 @@ pub(super) fn clone(env: &Env, id: StepId, target: &Target, url: &str, rev: &Rev
     })
 }
 
-pub(super) fn checkout(env: &Env, id: StepId, target: &Target, url: &str, rev: &Rev) -> Exec {
+pub(super) fn checkout(
+    env: &Env,
+    id: StepId,
+    target: &Target,
+    url: &str,
+    rev: &Rev,
+    resume: bool,
+) -> Exec {
     let path = env.path_of(target);
     let untracked = matches!(target, Target::Node(_));
     // The precondition the plan saw: a clean checkout of the same repository.
@@ -135,7 +152,8 @@ pub(super) fn checkout(env: &Env, id: StepId, target: &Target, url: &str, rev: &
                 ))
                 .help("run `comfyprov plan` again"));
             }
-            if let Some(d) = c.dirty {
+            // Finishing an interrupted checkout: its differences are that apply's.
+            if let Some(d) = c.dirty.filter(|_| !(resume && c.interrupted)) {
                 return Err(StepError::new(format!(
                     "{} has local changes now ({})",
                     target.shown(),
@@ -145,6 +163,7 @@ pub(super) fn checkout(env: &Env, id: StepId, target: &Target, url: &str, rev: &
             }
             if let Some(h) = c.head.as_deref()
                 && rev.matches(h, c.resolved.as_deref())
+                && !c.interrupted
             {
                 return Ok(Outcome::AlreadyDone {
                     why: format!("{} is already at {}", target.shown(), short(h)),
@@ -174,7 +193,7 @@ pub(super) fn checkout(env: &Env, id: StepId, target: &Target, url: &str, rev: &
         Some(oid) if repo.find_commit(oid).is_ok() => oid,
         _ => fetch_pin(env, id, &repo, url, rev)?,
     };
-    checkout_commit(env, id, &repo, oid, false)?;
+    checkout_commit(env, id, &repo, oid, resume)?;
     Ok(Outcome::Done {
         detail: Some(resolved_detail(rev, oid)),
     })

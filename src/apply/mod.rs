@@ -307,8 +307,12 @@ fn execute(env: &Env, id: StepId, step: &Step) -> Exec {
         }
         Action::Clone { target, url, rev } => git::clone(env, id, target, url, rev),
         Action::Checkout {
-            target, url, rev, ..
-        } => git::checkout(env, id, target, url, rev),
+            target,
+            url,
+            rev,
+            resume,
+            ..
+        } => git::checkout(env, id, target, url, rev, *resume),
         Action::Replace {
             target, url, rev, ..
         } => git::replace(env, id, target, url, rev),

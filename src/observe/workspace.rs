@@ -167,8 +167,15 @@ pub fn inspect(path: &Path, rev: Option<&Rev>, untracked_is_dirty: bool) -> DirS
         origin,
         dirty,
         resolved,
+        interrupted: repo.path().join(CHECKOUT_MARKER).exists(),
     })
 }
+
+/// A file in the checkout's git directory while apply moves its working tree (like cargo's
+/// `.cargo-ok`, but present during the work rather than after it): if apply is killed midway,
+/// the next one sees it and finishes the checkout instead of refusing the half-moved files as
+/// local changes. It holds the commit being checked out.
+pub const CHECKOUT_MARKER: &str = "comfyprov-checkout-in-progress";
 
 /// The commit `rev` names in `repo`, without touching the network: a tag, a remote-tracking or
 /// local branch, or a commit present locally.

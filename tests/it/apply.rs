@@ -1193,3 +1193,41 @@ fn links_at_the_compose_file_or_a_node_are_refused_not_followed() {
         "the link's target was not moved"
     );
 }
+
+/// A checkout killed between moving the files and moving HEAD leaves its in-progress marker: the
+/// next apply finishes it (no --force), where the same half-moved tree without the marker, that
+/// is a person's edits, is still refused.
+#[test]
+fn an_interrupted_checkout_is_finished_by_the_next_apply_without_force() {
+    let w = World::new(Serve::File);
+    w.apply_ok();
+    let node = w.ws("custom_nodes/Extra");
+    assert_eq!(w.head("Extra"), w.extra.v2);
+    // The state a kill between checkout_tree and set_head_detached leaves: files at v1, HEAD
+    // at v2.
+    git(&node, &["checkout", "-q", &w.extra.v1, "--", "."]);
+    let text = w.manifest().replace("rev = \"v2\"", "rev = \"v1\"");
+    w.write_manifest(&text);
+    let out = w.run(&["plan", "--workspace-only"]);
+    assert!(
+        both(&out).contains("! refuse custom_nodes/Extra"),
+        "without the marker, the differences are a person's:\n{}",
+        both(&out)
+    );
+
+    let marker = node.join(".git/comfyprov-checkout-in-progress");
+    std::fs::write(&marker, format!("{}\n", w.extra.v1)).unwrap();
+    let out = w.run(&["plan", "--workspace-only"]);
+    assert!(
+        both(&out).contains("~ finish the interrupted checkout of Extra"),
+        "{}",
+        both(&out)
+    );
+    w.apply_ok();
+    assert_eq!(w.head("Extra"), w.extra.v1);
+    assert!(
+        !marker.exists(),
+        "the marker goes with the finished checkout"
+    );
+    assert_eq!(w.plan_code(), 0);
+}

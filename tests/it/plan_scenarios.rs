@@ -65,6 +65,7 @@ fn checkout(head: &str, origin: &str) -> DirState {
         origin: Some(origin.to_owned()),
         dirty: None,
         resolved: None,
+        ..Default::default()
     })
 }
 
@@ -88,6 +89,7 @@ fn with_changes(head: &str, files: &[&str], tracked: usize) -> DirState {
             sample: files.iter().map(|f| f.to_string()).collect(),
         }),
         resolved: None,
+        ..Default::default()
     })
 }
 
@@ -133,6 +135,7 @@ fn converged(d: &Desired) -> Observed {
             origin: Some("https://github.com/comfyanonymous/ComfyUI".to_owned()),
             dirty: None,
             resolved: Some(COMFY_TAG_COMMIT.to_owned()),
+            ..Default::default()
         }),
         custom_nodes: nodes,
         secret: match d.auth {
@@ -279,6 +282,7 @@ scenario!(comfyui_at_another_tag_is_checked_out, {
         origin: Some("https://github.com/comfyanonymous/ComfyUI.git".to_owned()),
         dirty: None,
         resolved: Some(COMFY_TAG_COMMIT.to_owned()),
+        ..Default::default()
     });
     run(&d, &o)
 });
@@ -291,6 +295,7 @@ scenario!(tag_not_fetched_yet_is_checked_out_after_fetch, {
         origin: Some("https://github.com/comfyanonymous/ComfyUI".to_owned()),
         dirty: None,
         resolved: None,
+        ..Default::default()
     });
     run(&d, &o)
 });

@@ -62,6 +62,10 @@ pub struct Checkout {
     pub dirty: Option<Dirty>,
     /// The commit the desired rev names in this checkout, when it can be resolved locally.
     pub resolved: Option<String>,
+    /// An apply's checkout of this directory was interrupted (its in-progress marker is still
+    /// there): the working tree may be half moved, by comfyprov, not by a person.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// Summary of local changes in a checkout.

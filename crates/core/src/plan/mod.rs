@@ -548,6 +548,22 @@ fn plan_checkout(
                 );
                 return;
             }
+            if c.interrupted {
+                plan.push(
+                    Action::Checkout {
+                        target: target.clone(),
+                        url: src.url.clone(),
+                        from: c.head.as_deref().map(|h| short(h).to_owned()),
+                        rev: src.rev.clone(),
+                        resolved: c.resolved.clone(),
+                        resume: true,
+                    },
+                    Reason::Interrupted {
+                        target: target.clone(),
+                    },
+                );
+                return;
+            }
             let at_pin = c
                 .head
                 .as_deref()
@@ -612,6 +628,7 @@ fn checkout_if_needed(plan: &mut Plan, target: &Target, src: &GitSource, c: &Che
             from: c.head.as_deref().map(|h| short(h).to_owned()),
             rev: src.rev.clone(),
             resolved: c.resolved.clone(),
+            resume: false,
         },
         reason,
     );

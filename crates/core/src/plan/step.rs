@@ -74,6 +74,10 @@ pub enum Action {
         rev: Rev,
         /// The commit the rev names locally, if known.
         resolved: Option<String>,
+        /// Finish a checkout an earlier apply began: the working tree's differences are that
+        /// apply's, so the checkout overwrites them.
+        #[serde(default)]
+        resume: bool,
     },
     /// `--force`: move the directory aside to `<dir>.<timestamp>.disabled`, then clone.
     Replace {
@@ -255,6 +259,17 @@ impl Action {
                 format!("clone {} @ {}", target.name(), rev_shown(rev, None))
             }
             Action::Enable { node, from } => format!("enable {node} (rename {from})"),
+            Action::Checkout {
+                target,
+                rev,
+                resolved,
+                resume: true,
+                ..
+            } => format!(
+                "finish the interrupted checkout of {} → {}",
+                target.name(),
+                rev_shown(rev, resolved.as_deref())
+            ),
             Action::Checkout {
                 target,
                 from,
@@ -646,6 +661,10 @@ pub enum Reason {
         head: String,
         rev: String,
     },
+    /// An earlier apply's checkout of it was interrupted.
+    Interrupted {
+        target: Target,
+    },
     LoginNodeWithoutAuth {
         node: String,
     },
@@ -805,6 +824,11 @@ impl fmt::Display for Reason {
                 "{} is at {}, the manifest pins {rev}",
                 target.shown(),
                 short(head)
+            ),
+            Reason::Interrupted { target } => write!(
+                f,
+                "an earlier apply's checkout of {} was interrupted; its half-moved files are comfyprov's, not local changes",
+                target.shown()
             ),
             Reason::LoginNodeWithoutAuth { node } => write!(
                 f,
