@@ -43,7 +43,8 @@ fn observe_workspace(desired: &Desired) -> Observed {
     let comfy = ws.join("ComfyUI");
     let workspace_exists = ws.is_dir();
     let comfyui = workspace::observe_comfyui(&comfy, desired.comfyui.as_ref());
-    let custom_nodes = workspace::observe_custom_nodes(&comfy.join("custom_nodes"), &desired.nodes);
+    let (custom_nodes, odd_names) =
+        workspace::observe_custom_nodes(&comfy.join("custom_nodes"), &desired.nodes);
     let (secret, password) = login::observe(&desired.auth, ws);
     let compose = desired
         .container
@@ -54,6 +55,7 @@ fn observe_workspace(desired: &Desired) -> Observed {
         workspace_exists,
         comfyui,
         custom_nodes,
+        odd_names,
         secret,
         password,
         compose,

@@ -25,20 +25,43 @@ pub fn observe_comfyui(path: &Path, source: Option<&GitSource>) -> DirState {
     }
 }
 
-/// List `custom_nodes/` and inspect the directories that declared nodes own: `<name>` and
-/// `<name>.disabled`.
-pub fn observe_custom_nodes(dir: &Path, nodes: &[NodeSpec]) -> Vec<NodeDir> {
+/// List what ComfyUI loads from `custom_nodes/` (directories, links, single `.py` files) and
+/// inspect the entries that declared nodes own: `<name>` and `<name>.disabled`, whatever they
+/// are (a file or a link where a checkout should be is reported, not called missing). Also the
+/// names that are not UTF-8.
+pub fn observe_custom_nodes(dir: &Path, nodes: &[NodeSpec]) -> (Vec<NodeDir>, Vec<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    let mut dirs: Vec<NodeDir> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| name != "__pycache__" && !crate::fsutil::is_temp_name(name))
-        .map(|dir| NodeDir { dir, state: None })
-        .collect();
+    let owned = |name: &str| {
+        let base = name.strip_suffix(".disabled").unwrap_or(name);
+        nodes.iter().any(|n| n.name == base)
+    };
+    let mut odd = Vec::new();
+    let mut dirs: Vec<NodeDir> = Vec::new();
+    for e in entries.filter_map(Result::ok) {
+        let name = match e.file_name().into_string() {
+            Ok(n) => n,
+            Err(raw) => {
+                odd.push(raw.to_string_lossy().into_owned());
+                continue;
+            }
+        };
+        if name == "__pycache__" || crate::fsutil::is_temp_name(&name) {
+            continue;
+        }
+        let kind = e.file_type().ok();
+        let loaded = kind.is_some_and(|t| t.is_dir() || t.is_symlink())
+            || (kind.is_some_and(|t| t.is_file()) && name.ends_with(".py"));
+        if loaded || owned(&name) {
+            dirs.push(NodeDir {
+                dir: name,
+                state: None,
+            });
+        }
+    }
     dirs.sort_by(|a, b| a.dir.cmp(&b.dir));
+    odd.sort();
 
     // Which listed directories to inspect, and with which rev.
     let jobs: Vec<(usize, &Rev)> = dirs
@@ -59,7 +82,7 @@ pub fn observe_custom_nodes(dir: &Path, nodes: &[NodeSpec]) -> Vec<NodeDir> {
     for ((i, _), state) in jobs.iter().zip(states) {
         dirs[*i].state = Some(state);
     }
-    dirs
+    (dirs, odd)
 }
 
 /// Run `f` over `items` on up to `available_parallelism` threads, keeping order.

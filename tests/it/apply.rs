@@ -1231,3 +1231,65 @@ fn an_interrupted_checkout_is_finished_by_the_next_apply_without_force() {
     );
     assert_eq!(w.plan_code(), 0);
 }
+
+/// What ComfyUI loads but a plain directory listing missed: a single-file node (`stray.py`) is
+/// reported and disabled by the policy like a directory; a name that is not UTF-8 is reported;
+/// a file where a declared node should be is "not a git checkout", not "missing".
+#[test]
+fn single_file_nodes_odd_names_and_files_in_a_nodes_place_are_seen() {
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new(Serve::File);
+    w.apply_ok();
+    std::fs::write(w.ws("custom_nodes/stray.py"), "NODE_CLASS_MAPPINGS = {}\n").unwrap();
+    std::fs::write(w.ws("custom_nodes/notes.txt"), "ComfyUI ignores this\n").unwrap();
+    let odd = w
+        .ws("custom_nodes")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir(&odd).unwrap();
+    let out = w.run(&["plan", "--workspace-only"]);
+    let text = both(&out);
+    assert!(
+        text.contains("custom_nodes/stray.py is not in the manifest; kept"),
+        "{text}"
+    );
+    assert!(!text.contains("notes.txt"), "{text}");
+    assert!(text.contains("has a name that is not UTF-8"), "{text}");
+
+    w.write_manifest(&format!(
+        "{}[policy]\nunmanaged_nodes = \"disable\"\n",
+        w.manifest()
+    ));
+    let out = w.apply(&[]);
+    assert!(
+        both(&out).contains("disable custom_nodes/stray.py"),
+        "{}",
+        both(&out)
+    );
+    assert!(w.ws("custom_nodes/stray.py.disabled").is_file());
+
+    let extra = w.ws("custom_nodes/Extra");
+    std::fs::remove_dir_all(&extra).unwrap();
+    std::fs::write(&extra, "a file, not a checkout\n").unwrap();
+    let out = w.run(&["plan", "--workspace-only"]);
+    assert!(
+        both(&out).contains("custom_nodes/Extra exists but is not a git checkout")
+            && !both(&out).contains("is missing"),
+        "{}",
+        both(&out)
+    );
+}
+
+/// A file where the workspace should be: the failure names the path, not just "File exists".
+#[test]
+fn a_file_in_the_workspaces_place_is_named_in_the_error() {
+    let w = World::new(Serve::File);
+    std::fs::write(w.root().join("workspace"), "not a folder\n").unwrap();
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let ws = std::fs::canonicalize(w.root()).unwrap().join("workspace");
+    assert!(
+        both(&out).contains(&format!("cannot create `{}`", ws.display())),
+        "{}",
+        both(&out)
+    );
+}

@@ -138,6 +138,7 @@ fn converged(d: &Desired) -> Observed {
             ..Default::default()
         }),
         custom_nodes: nodes,
+        odd_names: Vec::new(),
         secret: match d.auth {
             manifest::AuthSpec::None { .. } => SecretState::NotUsed,
             _ => SecretState::Present { mode: Some(0o600) },
@@ -232,6 +233,7 @@ scenario!(fresh_machine_plans_everything, {
         workspace_exists: false,
         comfyui: DirState::Missing,
         custom_nodes: vec![],
+        odd_names: Vec::new(),
         secret: SecretState::Missing,
         password: PasswordState {
             file: PasswordFile::Missing,

@@ -17,8 +17,12 @@ pub struct Observed {
     pub workspace_exists: bool,
     /// `<workspace>/ComfyUI`.
     pub comfyui: DirState,
-    /// Directories in `ComfyUI/custom_nodes/`, sorted by name, `.disabled` ones included.
+    /// What ComfyUI loads from `ComfyUI/custom_nodes/` (directories, links and single `.py`
+    /// files) and what declared nodes' names hold, sorted by name, `.disabled` ones included.
     pub custom_nodes: Vec<NodeDir>,
+    /// Entries of `custom_nodes/` whose names are not UTF-8 (shown lossily): ComfyUI may load
+    /// them, and comfyprov cannot name them in a manifest.
+    pub odd_names: Vec<String>,
     /// The secret source (never its content).
     pub secret: SecretState,
     /// `login/PASSWORD` and the legacy `ComfyUI/PASSWORD`.
@@ -80,7 +84,8 @@ pub struct Dirty {
     pub sample: Vec<String>,
 }
 
-/// A directory under `custom_nodes/`.
+/// An entry of `custom_nodes/`: a directory (a node package) or a single `.py` file (a node
+/// module, which ComfyUI imports too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeDir {
     /// Directory name, including any `.disabled` suffix.

@@ -680,6 +680,11 @@ fn plan_nodes(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &Op
             UnmanagedNodes::Keep => plan.notes.push(Note::KeptUnmanaged { dir: d.dir.clone() }),
         }
     }
+    for shown in &observed.odd_names {
+        plan.notes.push(Note::OddName {
+            shown: shown.clone(),
+        });
+    }
 }
 
 fn plan_password(plan: &mut Plan, login: &LoginSpec, observed: &Observed) {

@@ -493,6 +493,9 @@ pub enum Note {
     },
     /// What a running ComfyUI must restart to pick up.
     RestartNeeded { reasons: Vec<String> },
+    /// An entry of `custom_nodes/` whose name is not UTF-8: comfyprov can neither declare nor
+    /// disable it.
+    OddName { shown: String },
 }
 
 impl Note {
@@ -543,6 +546,9 @@ impl Note {
                     "{path} is readable by other users (mode {mode:04o}); run `chmod 600 {path}`"
                 )
             }
+            Note::OddName { shown } => format!(
+                "custom_nodes/{shown} has a name that is not UTF-8 (shown with replacement characters): ComfyUI may load it, comfyprov cannot manage it; rename it"
+            ),
             Note::RestartNeeded { reasons } => {
                 format!(
                     "a running ComfyUI must restart to pick up: {}",
