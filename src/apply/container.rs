@@ -15,14 +15,15 @@ use bollard::models::{
     PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, RemoveContainerOptions, RestartContainerOptions,
-    StartContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, RemoveContainerOptions, RenameContainerOptions,
+    RestartContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 
 use super::{Env, Exec, StepError};
 use crate::manifest::{AuthSpec, RestartPolicy as Restart};
-use crate::observe::container::{connect, describe};
+use crate::observe::container::{connect, describe, inspect};
 use crate::observe::login::{HashState, PasswordFile};
+use crate::observed::Liveness;
 use crate::plan::Guard;
 use crate::render::Container;
 use crate::render::spec::{
@@ -260,27 +261,37 @@ async fn preflight(
     password_gate(env, guard)
 }
 
-/// Create the container and start it; call [`preflight`] first.
-async fn create_and_start(docker: &Docker, container: &Container) -> Result<String, StepError> {
+/// Create the container (not started) under `name`; call [`preflight`] first.
+async fn create_as(
+    docker: &Docker,
+    container: &Container,
+    name: &str,
+) -> Result<String, StepError> {
     let created = docker
         .create_container(
             Some(CreateContainerOptions {
-                name: Some(container.name.clone()),
+                name: Some(name.to_owned()),
                 ..Default::default()
             }),
             create_body(container),
         )
         .await
         .map_err(|e| api(&e))?;
+    Ok(created.id.chars().take(12).collect())
+}
+
+/// Create the container and start it; call [`preflight`] first.
+async fn create_and_start(docker: &Docker, container: &Container) -> Result<String, StepError> {
+    let id = create_as(docker, container, &container.name).await?;
     docker
         .start_container(&container.name, None::<StartContainerOptions>)
         .await
         .map_err(|e| api(&e))?;
-    Ok(created.id.chars().take(12).collect())
+    Ok(id)
 }
 
-async fn remove(docker: &Docker, name: &str) -> Result<(), StepError> {
-    // A stop first lets ComfyUI exit cleanly; a container already stopped is fine.
+/// Stop `name`, letting ComfyUI exit cleanly; one already stopped (or gone) is fine.
+async fn stop(docker: &Docker, name: &str) {
     let _ = docker
         .stop_container(
             name,
@@ -290,6 +301,10 @@ async fn remove(docker: &Docker, name: &str) -> Result<(), StepError> {
             }),
         )
         .await;
+}
+
+async fn remove(docker: &Docker, name: &str) -> Result<(), StepError> {
+    stop(docker, name).await;
     docker
         .remove_container(
             name,
@@ -305,6 +320,18 @@ async fn remove(docker: &Docker, name: &str) -> Result<(), StepError> {
 pub(super) fn create(env: &Env, id: StepId, container: &Container, guard: &Guard) -> Exec {
     block_on(async {
         let docker = docker(CHANGE_TIMEOUT).await?;
+        // The plan saw none; one that appeared since is not ours to replace unasked.
+        if inspect(&docker, &container.name)
+            .await
+            .map_err(|e| StepError::new(e.to_string()))?
+            .is_some()
+        {
+            return Err(StepError::new(format!(
+                "container {} appeared after the plan was made",
+                container.name
+            ))
+            .help("run `comfyprov plan` again to see what it is"));
+        }
         preflight(env, id, &docker, container, guard).await?;
         let id = create_and_start(&docker, container).await?;
         Ok(Outcome::Done {
@@ -326,16 +353,54 @@ pub(super) fn start(env: &Env, name: &str, guard: &Guard) -> Exec {
     })
 }
 
-/// Remove the container and create it from the step's spec: its spec changed, or (`--force`)
-/// comfyprov did not create it.
+/// Replace the container with one made from the step's spec: its spec changed, or (`--force`)
+/// comfyprov did not create it. The new one is created under a temporary name first and started
+/// only once the old one is stopped; if it does not start (a port taken since the plan, say), it
+/// is removed and the old one is started again, so a failed recreate leaves the server as it was.
 pub(super) fn recreate(env: &Env, id: StepId, container: &Container, guard: &Guard) -> Exec {
     block_on(async {
         let docker = docker(CHANGE_TIMEOUT).await?;
         preflight(env, id, &docker, container, guard).await?;
-        remove(&docker, &container.name).await?;
-        let id = create_and_start(&docker, container).await?;
+        let name = &container.name;
+        let temp = format!("{name}-comfyprov-new");
+        // A leftover of a recreate that was killed midway.
+        let _ = remove(&docker, &temp).await;
+        let new_id = create_as(&docker, container, &temp).await?;
+        let was_running = inspect(&docker, name)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|i| i.liveness() != Liveness::Stopped);
+        stop(&docker, name).await;
+        if let Err(e) = docker
+            .start_container(&temp, None::<StartContainerOptions>)
+            .await
+        {
+            let _ = remove(&docker, &temp).await;
+            let back = if was_running {
+                match docker
+                    .start_container(name, None::<StartContainerOptions>)
+                    .await
+                {
+                    Ok(()) => "the old container was started again",
+                    Err(_) => "the old container could not be started again",
+                }
+            } else {
+                "the old container is left as it was (stopped)"
+            };
+            return Err(StepError::new(format!(
+                "the new container did not start ({}); {back}",
+                api(&e).cause()
+            ))
+            .help("run `comfyprov plan` to see what holds it back, then apply again"));
+        }
+        remove(&docker, name).await?;
+        docker
+            .rename_container(&temp, RenameContainerOptions { name: name.clone() })
+            .await
+            .map_err(|e| api(&e))?;
         Ok(Outcome::Done {
-            detail: Some(format!("id {id}")),
+            detail: Some(format!("id {new_id}")),
         })
     })
 }

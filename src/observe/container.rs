@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, RestartPolicyNameEnum};
-use bollard::query_parameters::InspectContainerOptions;
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use comfyprov_core::manifest::RestartPolicy;
+use comfyprov_core::observed::PortState;
 use comfyprov_core::render::RunSpec;
 use comfyprov_core::render::spec::{CONTAINER_ROOT, GpuRequest, container_port};
 
@@ -273,11 +274,57 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ObserveError> {
         .map_err(|e| ObserveError::Runtime(e.to_string()))
 }
 
-/// Observe the container named `name` (what it is included), or say why it could not be.
-/// `declared_env` names the variables the manifest sets.
-pub fn observe(name: &str, declared_env: &[String]) -> super::ContainerState {
-    let not_observed = |e: ObserveError| super::ContainerState::NotObserved {
-        reason: e.to_string(),
+/// Whether `listen:port` on this host can be published: free, or held by our own container
+/// (`ours`); else who holds it (a container, by name, or another process).
+async fn port_state(docker: &Docker, listen: &str, port: u16, ours: bool) -> PortState {
+    if ours {
+        return PortState::Free;
+    }
+    let addr = (listen.parse::<std::net::IpAddr>(), port);
+    let Ok(ip) = addr.0 else {
+        return PortState::Free;
+    };
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => PortState::Free,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let filters =
+                std::collections::HashMap::from([("publish".to_owned(), vec![port.to_string()])]);
+            let holder = docker
+                .list_containers(Some(ListContainersOptions {
+                    all: false,
+                    filters: Some(filters),
+                    ..Default::default()
+                }))
+                .await
+                .ok()
+                .and_then(|cs| cs.into_iter().next())
+                .and_then(|c| c.names)
+                .and_then(|n| n.into_iter().next())
+                .map(|n| format!("container `{}`", n.trim_start_matches('/')))
+                .unwrap_or_else(|| "another process on this host".to_owned());
+            PortState::Taken { holder }
+        }
+        // Permission (a low port for a non-root user) and the rest: the daemon decides.
+        Err(_) => PortState::Free,
+    }
+}
+
+/// Observe the container named `name` (what it is included), or say why it could not be, and
+/// whether the manifest's `listen:port` can be published. `declared_env` names the variables
+/// the manifest sets.
+pub fn observe(
+    name: &str,
+    declared_env: &[String],
+    listen: &str,
+    port: u16,
+) -> (super::ContainerState, PortState) {
+    let not_observed = |e: ObserveError| {
+        (
+            super::ContainerState::NotObserved {
+                reason: e.to_string(),
+            },
+            PortState::Free,
+        )
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -289,16 +336,24 @@ pub fn observe(name: &str, declared_env: &[String]) -> super::ContainerState {
             Err(e) => return not_observed(e),
         };
         let raw = match inspect_raw(&docker, name).await {
-            Ok(Some(raw)) => raw,
-            Ok(None) => return super::ContainerState::Missing,
+            Ok(raw) => raw,
             Err(e) => return not_observed(e),
+        };
+        let Some(raw) = raw else {
+            let port = port_state(&docker, listen, port, false).await;
+            return (super::ContainerState::Missing, port);
         };
         let actual = match actual(&docker, &raw, declared_env).await {
             Ok(a) => a,
             Err(e) => return not_observed(e),
         };
         let mut info = info(raw);
+        // Ours holds the port while it runs with it published there.
+        let ours = info.liveness() != comfyprov_core::observed::Liveness::Stopped
+            && actual.port == port
+            && actual.listen == listen;
         info.actual = Some(actual);
-        super::ContainerState::Present(Box::new(info))
+        let port = port_state(&docker, listen, port, ours).await;
+        (super::ContainerState::Present(Box::new(info)), port)
     })
 }

@@ -9,7 +9,7 @@ pub mod workspace;
 
 pub use comfyprov_core::digest::{hex, sha256_hex};
 pub use comfyprov_core::observed::{
-    Checkout, ContainerState, DirState, Dirty, FileState, NodeDir, Observed, SecretState,
+    Checkout, ContainerState, DirState, Dirty, FileState, NodeDir, Observed, PortState, SecretState,
 };
 
 use crate::manifest::Desired;
@@ -20,13 +20,17 @@ pub fn observe(desired: &Desired) -> Observed {
     std::thread::scope(|s| {
         let container = desired.container.as_ref().map(|c| {
             let env: Vec<String> = c.env.keys().cloned().collect();
-            s.spawn(move || container::observe(&desired.project, &env))
+            let listen = c.listen.to_string();
+            s.spawn(move || container::observe(&desired.project, &env, &listen, c.port))
         });
         let mut observed = observe_workspace(desired);
         if let Some(handle) = container {
-            observed.container = handle.join().unwrap_or(ContainerState::NotObserved {
-                reason: "observing the container failed".to_owned(),
-            });
+            (observed.container, observed.port) = handle.join().unwrap_or((
+                ContainerState::NotObserved {
+                    reason: "observing the container failed".to_owned(),
+                },
+                PortState::Free,
+            ));
         }
         let id = match &observed.container {
             ContainerState::Present(info) => Some(info.id.as_str()),
@@ -62,6 +66,7 @@ fn observe_workspace(desired: &Desired) -> Observed {
         container: ContainerState::NotManaged,
         inputs_changed_ns,
         requirements: std::collections::BTreeMap::new(),
+        port: PortState::Free,
     }
 }
 

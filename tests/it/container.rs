@@ -1016,3 +1016,35 @@ fn a_container_changed_by_hand_under_matching_labels_is_recreated() {
     assert_eq!(d.plan_code(), 0, "recreated as the manifest says");
     assert!(!d.inspect("{{json .Config.Cmd}}").contains("--verbose"));
 }
+
+/// A recreate onto a host port something else holds is blocked at plan time, naming the holder,
+/// and the running server is left as it is; once the port is free the recreate goes through.
+#[test]
+fn a_recreate_onto_a_taken_port_is_blocked_and_leaves_the_server_running() {
+    if !docker_available() {
+        return;
+    }
+    let mut d = Deploy::new();
+    d.apply_ok();
+    let id = d.inspect("{{.Id}}");
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    d.port = taken.local_addr().unwrap().port();
+    d.write_manifest(&[], CPU, NO_AUTH);
+    let out = d.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains(&format!("127.0.0.1:{} is taken", d.port))
+            && text.contains("another process on this host holds port"),
+        "{text}"
+    );
+    let out = d.run(&["apply", "-y"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert_eq!(d.inspect("{{.Id}}"), id, "the old container is still there");
+    assert_eq!(d.inspect("{{.State.Status}}"), "running");
+
+    drop(taken);
+    d.apply_ok();
+    assert_ne!(d.inspect("{{.Id}}"), id, "recreated on the new port");
+    assert_eq!(d.plan_code(), 0);
+}

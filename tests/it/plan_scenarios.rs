@@ -139,6 +139,7 @@ fn converged(d: &Desired) -> Observed {
         }),
         custom_nodes: nodes,
         odd_names: Vec::new(),
+        port: Default::default(),
         secret: match d.auth {
             manifest::AuthSpec::None { .. } => SecretState::NotUsed,
             _ => SecretState::Present { mode: Some(0o600) },
@@ -234,6 +235,7 @@ scenario!(fresh_machine_plans_everything, {
         comfyui: DirState::Missing,
         custom_nodes: vec![],
         odd_names: Vec::new(),
+        port: Default::default(),
         secret: SecretState::Missing,
         password: PasswordState {
             file: PasswordFile::Missing,
@@ -949,3 +951,13 @@ fn recreate_step_carries_the_spec_the_compose_file_renders() {
         "a compose step carries what the manifest renders"
     );
 }
+
+scenario!(a_recreate_onto_a_taken_port_is_blocked, {
+    let (d, mut o) = with_container(|_d, info| {
+        info.actual.as_mut().unwrap().port = 9999;
+    });
+    o.port = comfyprov::observed::PortState::Taken {
+        holder: "container `other`".to_owned(),
+    };
+    run(&d, &o)
+});

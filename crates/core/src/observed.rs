@@ -38,6 +38,20 @@ pub struct Observed {
     /// Nodes with `requirements = true` whose directory exists: is their `requirements.txt`
     /// installed in the container's interpreter?
     pub requirements: BTreeMap<String, Requirements>,
+    /// Whether the host port the manifest publishes on can be taken, when the manifest has a
+    /// container and ours does not hold it already.
+    pub port: PortState,
+}
+
+/// The manifest's host port (on its listen address).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PortState {
+    /// Free, or published by our own container, or not checked (no container declared).
+    #[default]
+    Free,
+    /// Held by something else: a container (named) or another process.
+    Taken { holder: String },
 }
 
 /// A directory that should be a git checkout.

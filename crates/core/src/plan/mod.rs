@@ -18,7 +18,7 @@ use crate::digest::sha256_hex;
 use crate::manifest::{AuthSpec, Desired, GitSource, LoginSpec, Rev, SecretSource, UnmanagedNodes};
 use crate::observed::{
     Checkout, ContainerInfo, ContainerState, DirState, FileState, HashState, Liveness, Observed,
-    PasswordFile, Requirements, SecretState, in_workspace,
+    PasswordFile, PortState, Requirements, SecretState, in_workspace,
 };
 use crate::render::Container;
 
@@ -233,6 +233,27 @@ fn plan_container(
             }
         }
     };
+    // A server started on a port something else holds would fail after the old one is gone:
+    // blocked here, with what holds it.
+    if let (Lifecycle::Step(action, why), PortState::Taken { holder }) =
+        (&lifecycle, &observed.port)
+    {
+        let c = desired.container.as_ref().map(|c| (c.listen, c.port));
+        if let Some((listen, port)) = c {
+            plan.steps.push(Step {
+                action: Action::Blocked {
+                    blocker: Blocker::PortTaken {
+                        action: Box::new(action.clone()),
+                        listen: listen.to_string(),
+                        port,
+                        holder: holder.clone(),
+                    },
+                },
+                reasons: vec![why.clone()],
+            });
+            return true;
+        }
+    }
     let gate = login_gate(plan, desired, observed);
     let push = |plan: &mut Plan, action: Action, reasons: Vec<Reason>| {
         let action = match gate {

@@ -361,9 +361,9 @@ impl Action {
                 | Blocker::SecretUnusable { .. }
                 | Blocker::PasswordUnreadable => Phase::Password,
                 Blocker::Linked { .. } => Phase::Compose,
-                Blocker::ForeignContainer { .. } | Blocker::PasswordInvalid { .. } => {
-                    Phase::Container
-                }
+                Blocker::ForeignContainer { .. }
+                | Blocker::PasswordInvalid { .. }
+                | Blocker::PortTaken { .. } => Phase::Container,
             },
         }
     }
@@ -915,6 +915,13 @@ pub enum Blocker {
     Linked {
         path: String,
     },
+    /// A step that would publish the server on a host port something else holds.
+    PortTaken {
+        action: Box<Action>,
+        listen: String,
+        port: u16,
+        holder: String,
+    },
     /// A step that would start the server while `login/PASSWORD` would not be valid.
     PasswordInvalid {
         action: Box<Action>,
@@ -936,6 +943,12 @@ impl Blocker {
             Blocker::PasswordUnreadable => "login/PASSWORD cannot be read".to_owned(),
             Blocker::ForeignContainer { name } => format!("container {name} is not comfyprov's"),
             Blocker::Linked { path } => format!("{path} would be written through a symbolic link"),
+            Blocker::PortTaken {
+                action,
+                listen,
+                port,
+                ..
+            } => format!("{} ({listen}:{port} is taken)", action.describe()),
             Blocker::PasswordInvalid { action } => {
                 format!("{} (login/PASSWORD would not be valid)", action.describe())
             }
@@ -963,6 +976,9 @@ impl Blocker {
                 "remove or rename it, or rerun with --force to replace it".to_owned()
             }
             Blocker::Linked { .. } => "replace the link with a plain file or folder: comfyprov never writes through links, which the container could plant".to_owned(),
+            Blocker::PortTaken { port, holder, .. } => format!(
+                "{holder} holds port {port}: stop it, or choose another `container.port`; the running server is left as it is"
+            ),
             Blocker::PasswordInvalid { .. } => "make login/PASSWORD valid first (see the blocked password step): without it ComfyUI-Login accepts an empty token".to_owned(),
         }
     }
@@ -977,6 +993,7 @@ impl Blocker {
             | Blocker::Uninspectable { .. }
             | Blocker::ForeignContainer { .. }
             | Blocker::Linked { .. }
+            | Blocker::PortTaken { .. }
             | Blocker::PasswordInvalid { .. } => false,
         }
     }
