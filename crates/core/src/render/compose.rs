@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use super::spec::{
-    CONTAINER_PORT, CONTAINER_ROOT, Container, HEALTH_INTERVAL, HEALTH_RETRIES,
+    COMPOSE_SERVICE, CONTAINER_PORT, CONTAINER_ROOT, Container, HEALTH_INTERVAL, HEALTH_RETRIES,
     HEALTH_START_PERIOD, HEALTH_TIMEOUT,
 };
 use crate::manifest::Desired;
@@ -74,7 +74,7 @@ pub fn render_container(container: &Container, file: &str) -> String {
         container.name
     );
     let _ = writeln!(w, "services:");
-    let _ = writeln!(w, "  comfyui:");
+    let _ = writeln!(w, "  {COMPOSE_SERVICE}:");
     let _ = writeln!(w, "    image: {}", quote(&spec.image));
     let _ = writeln!(w, "    container_name: {}", quote(&container.name));
     let _ = writeln!(w, "    working_dir: {}", quote(&spec.working_dir));

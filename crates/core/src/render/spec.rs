@@ -71,7 +71,13 @@ pub struct Container {
     pub name: String,
     pub spec: RunSpec,
     pub compose_source: String,
+    /// The compose file (absolute), which the API-created container names in Compose's labels
+    /// so that `docker-compose -p <project> -f <file> ps`, `logs` and `down` see it.
+    pub compose_file: PathBuf,
 }
+
+/// The service name in the compose file.
+pub const COMPOSE_SERVICE: &str = "comfyui";
 
 /// ComfyUI's command line inside the container.
 fn command(desired: &Desired, c: &ContainerSpec) -> Vec<String> {
@@ -199,7 +205,43 @@ impl Container {
                 &desired.workspace.path,
                 c.compose_file.path.parent().unwrap_or(Path::new("/")),
             ),
+            compose_file: c.compose_file.path.clone(),
         })
+    }
+
+    /// The labels Compose itself puts on a service's container, so that the container the API
+    /// creates is a member of the compose project (`ps`, `logs`, `down` and `up` find it).
+    pub fn compose_labels(&self) -> BTreeMap<String, String> {
+        let file = tidy(&self.compose_file);
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        BTreeMap::from([
+            ("com.docker.compose.project".to_owned(), self.name.clone()),
+            (
+                "com.docker.compose.service".to_owned(),
+                COMPOSE_SERVICE.to_owned(),
+            ),
+            (
+                "com.docker.compose.container-number".to_owned(),
+                "1".to_owned(),
+            ),
+            ("com.docker.compose.oneoff".to_owned(), "False".to_owned()),
+            // Compose v1 reads the version of whoever made a container (and fails without it);
+            // v2 lists only containers with a config hash. Ours is the spec's digest: not
+            // Compose's, so its `up` recreates the container from the same file.
+            ("com.docker.compose.version".to_owned(), "2.0.0".to_owned()),
+            (
+                "com.docker.compose.config-hash".to_owned(),
+                crate::digest::sha256_hex(self.spec.label().as_bytes()),
+            ),
+            (
+                "com.docker.compose.project.config_files".to_owned(),
+                file.display().to_string(),
+            ),
+            (
+                "com.docker.compose.project.working_dir".to_owned(),
+                dir.display().to_string(),
+            ),
+        ])
     }
 
     /// The container's labels: the project and the spec.
