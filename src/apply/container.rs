@@ -210,12 +210,22 @@ fn create_body(container: &Container) -> ContainerCreateBody {
                     host_port: Some(spec.port.to_string()),
                 }]),
             )])),
-            mounts: Some(vec![Mount {
-                target: Some(spec.working_dir.clone()),
-                source: Some(spec.mount.clone()),
-                typ: Some(MountTypeEnum::BIND),
-                ..Default::default()
-            }]),
+            mounts: Some(
+                std::iter::once(Mount {
+                    target: Some(spec.working_dir.clone()),
+                    source: Some(spec.mount.clone()),
+                    typ: Some(MountTypeEnum::BIND),
+                    ..Default::default()
+                })
+                .chain(spec.mounts.iter().map(|m| Mount {
+                    target: Some(m.target.clone()),
+                    source: Some(m.source.clone()),
+                    typ: Some(MountTypeEnum::BIND),
+                    read_only: m.read_only.then_some(true),
+                    ..Default::default()
+                }))
+                .collect(),
+            ),
             device_requests: spec.gpu.as_ref().map(|g| {
                 vec![DeviceRequest {
                     driver: Some("nvidia".to_owned()),

@@ -13,7 +13,7 @@ use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use comfyprov_core::manifest::RestartPolicy;
 use comfyprov_core::observed::PortState;
 use comfyprov_core::render::RunSpec;
-use comfyprov_core::render::spec::{CONTAINER_ROOT, GpuRequest, container_port};
+use comfyprov_core::render::spec::{BindMount, CONTAINER_ROOT, GpuRequest, container_port};
 
 use crate::error::ObserveError;
 pub use comfyprov_core::observed::ContainerInfo;
@@ -207,27 +207,38 @@ async fn actual(
         ),
         other => (format!("{} bindings", other.len()), 0),
     };
-    let binds: Vec<(String, String)> = raw
+    let mut binds: Vec<BindMount> = raw
         .mounts
         .clone()
         .unwrap_or_default()
         .into_iter()
         .filter(|m| m.typ == Some(bollard::models::MountPointTypeEnum::BIND))
-        .map(|m| {
-            (
-                m.source.unwrap_or_default(),
-                m.destination.unwrap_or_default(),
-            )
+        .map(|m| BindMount {
+            source: m.source.unwrap_or_default(),
+            target: m.destination.unwrap_or_default(),
+            read_only: m.rw == Some(false),
         })
         .collect();
-    let mount = match binds.as_slice() {
-        [(src, dst)] if dst == CONTAINER_ROOT => src.clone(),
+    binds.sort();
+    // The workspace's mount, and the others; two at the workspace's place read as a mismatch.
+    let at_root: Vec<&BindMount> = binds
+        .iter()
+        .filter(|b| b.target == CONTAINER_ROOT)
+        .collect();
+    let mount = match at_root.as_slice() {
+        [one] => one.source.clone(),
         other => other
             .iter()
-            .map(|(s, d)| format!("{s}:{d}"))
+            .map(|b| b.source.clone())
             .collect::<Vec<_>>()
             .join(", "),
     };
+    let mut mounts: Vec<BindMount> = binds
+        .into_iter()
+        .filter(|b| b.target != CONTAINER_ROOT)
+        .collect();
+    // In the manifest's order: by container path.
+    mounts.sort_by(|a, b| a.target.cmp(&b.target));
     let gpu = host
         .device_requests
         .unwrap_or_default()
@@ -261,6 +272,7 @@ async fn actual(
         restart,
         healthcheck: config.healthcheck.and_then(|h| h.test).unwrap_or_default(),
         init: host.init == Some(true),
+        mounts,
         entrypoint: (config.entrypoint != image.entrypoint)
             .then(|| config.entrypoint.unwrap_or_default()),
     })

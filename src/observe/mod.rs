@@ -103,6 +103,7 @@ fn file_state(path: &std::path::Path) -> FileState {
     match crate::fsutil::read_regular_nofollow(path) {
         Ok(bytes) => FileState::Present {
             sha256: sha256_hex(&bytes),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileState::Missing,
         Err(e) => FileState::Unreadable {

@@ -1091,3 +1091,49 @@ fn a_recreate_onto_a_taken_port_is_blocked_and_leaves_the_server_running() {
     assert_ne!(d.inspect("{{.Id}}"), id, "recreated on the new port");
     assert_eq!(d.plan_code(), 0);
 }
+
+/// Extra bind mounts from the manifest (a models folder kept elsewhere) reach the container, the
+/// compose file and the plan's comparison; a hand edit of the compose file is shown as a diff
+/// and kept as `.bak` when apply rewrites it.
+#[test]
+fn extra_mounts_reach_the_container_and_a_hand_edited_compose_file_is_diffed_and_kept() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    let models = d.root().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let manifest = d.root().join("comfy.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replacen(
+        "[container]\n",
+        "[container]\nmounts = [\"models:/workspace/models:ro\"]\n",
+        1,
+    );
+    std::fs::write(&manifest, text).unwrap();
+    d.apply_ok();
+    let want = std::fs::canonicalize(&models).unwrap();
+    assert_eq!(
+        d.inspect("{{range .Mounts}}{{if eq .Destination \"/workspace/models\"}}{{.Source}} {{.RW}}{{end}}{{end}}"),
+        format!("{} false", want.display())
+    );
+    assert_eq!(d.plan_code(), 0, "the mount is what the manifest says");
+
+    let compose = d.root().join("docker-compose-no-auth.yml");
+    let rendered = std::fs::read_to_string(&compose).unwrap();
+    let edited = rendered.replace("restart: \"unless-stopped\"", "restart: \"always\"");
+    std::fs::write(&compose, &edited).unwrap();
+    let plan = both(&d.run(&["plan", "--no-color"]));
+    assert!(
+        plan.contains("-     restart: \"always\"")
+            && plan.contains("+     restart: \"unless-stopped\""),
+        "{plan}"
+    );
+    d.apply_ok();
+    assert_eq!(std::fs::read_to_string(&compose).unwrap(), rendered);
+    let bak = d.root().join("docker-compose-no-auth.yml.bak");
+    assert_eq!(
+        std::fs::read_to_string(bak).unwrap(),
+        edited,
+        "the edit is kept"
+    );
+}

@@ -116,6 +116,7 @@ fn good_password() -> PasswordFile {
 fn converged(d: &Desired) -> Observed {
     let compose = comfyprov::render::compose::render(d).map(|y| FileState::Present {
         sha256: sha256_hex(y.as_bytes()),
+        text: y.clone(),
     });
     let mut nodes: Vec<NodeDir> = d
         .nodes
@@ -605,8 +606,18 @@ scenario!(missing_compose_file_is_rendered, {
 scenario!(compose_file_edited_by_hand_is_rendered_again, {
     let d = desired();
     let mut o = converged(&d);
+    // Someone changed the restart policy and added a volume by hand: the plan shows the lines
+    // the rewrite changes.
+    let edited = comfyprov::render::compose::render(&d)
+        .unwrap()
+        .replace("restart: \"unless-stopped\"", "restart: \"always\"")
+        .replace(
+            "    volumes:\n",
+            "    volumes:\n      - \"/srv/models:/workspace/ComfyUI/models\"\n",
+        );
     o.compose = Some(FileState::Present {
-        sha256: sha256_hex(b"services: {}\n"),
+        sha256: sha256_hex(edited.as_bytes()),
+        text: edited,
     });
     run(&d, &o)
 });

@@ -135,6 +135,10 @@ pub enum FileState {
     Missing,
     Present {
         sha256: String,
+        /// The content as text (lossy), for showing what a rewrite changes. Never a secret:
+        /// only the compose file is observed this way.
+        #[serde(skip)]
+        text: String,
     },
     Unreadable {
         error: String,

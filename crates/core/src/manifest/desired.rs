@@ -108,9 +108,20 @@ pub struct ContainerSpec {
     /// Extra `main.py` arguments.
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Extra bind mounts, sorted by target.
+    pub mounts: Vec<ExtraMount>,
     /// Compose file to render.
     pub compose_file: ManifestPath,
     pub restart: RestartPolicy,
+}
+
+/// A bind mount besides the workspace's `ComfyUI/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtraMount {
+    pub source: ManifestPath,
+    /// Absolute path in the container.
+    pub target: String,
+    pub read_only: bool,
 }
 
 /// GPU reservation.

@@ -89,6 +89,11 @@ pub struct Container {
     /// Environment variables for the container. Not for secrets: they end up in the compose file.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Extra bind mounts, `HOST:CONTAINER` or `HOST:CONTAINER:ro`, e.g. a models folder kept
+    /// elsewhere: `"/srv/models:/workspace/ComfyUI/models"`. `HOST` may be relative to this
+    /// manifest; `CONTAINER` is an absolute path other than `/workspace/ComfyUI` itself.
+    #[serde(default)]
+    pub mounts: Vec<String>,
     /// Compose file to render, relative to this manifest. Default:
     /// `docker-compose-with-auth.yml` or `docker-compose-no-auth.yml` by auth mode.
     pub compose_file: Option<String>,

@@ -648,6 +648,28 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
+/// `HOST:CONTAINER[:ro|:rw]` → (host, container, read only).
+fn parse_mount(m: &str) -> Result<(&str, &str, bool), &'static str> {
+    let parts: Vec<&str> = m.split(':').collect();
+    let (host, target, read_only) = match parts.as_slice() {
+        [h, t] => (*h, *t, false),
+        [h, t, "ro"] => (*h, *t, true),
+        [h, t, "rw"] => (*h, *t, false),
+        [_, _, _] => return Err("the third part must be `ro` or `rw`"),
+        _ => return Err("it needs `HOST:CONTAINER`"),
+    };
+    if host.is_empty() || host.chars().any(char::is_control) {
+        return Err("the host path is empty or has a control character");
+    }
+    if !target.starts_with('/') || target.split('/').any(|s| s == "..") {
+        return Err("the container path must be absolute, without `..`");
+    }
+    if target.trim_end_matches('/') == crate::render::CONTAINER_ROOT {
+        return Err("`/workspace/ComfyUI` is the workspace's own mount");
+    }
+    Ok((host, target.trim_end_matches('/'), read_only))
+}
+
 /// Arguments comfyprov sets itself from other keys.
 const MANAGED_ARGS: &[(&str, &str)] = &[
     (
@@ -767,6 +789,39 @@ fn container_spec(
         },
     };
     let compose_file = cx.path(&compose_file);
+    let mut mounts = Vec::new();
+    for (i, m) in c.mounts.iter().enumerate() {
+        match parse_mount(m) {
+            Ok((source, target, read_only)) => mounts.push(ExtraMount {
+                source: cx.path(source),
+                target: target.to_owned(),
+                read_only,
+            }),
+            Err(why) => {
+                cx.err(
+                    "mount",
+                    &[key("container"), key("mounts"), Seg::Index(i)],
+                    format!("mount \"{}\" is not valid: {why}", m.escape_debug()),
+                    "invalid mount",
+                    "write `HOST:CONTAINER` or `HOST:CONTAINER:ro`, e.g. \"/srv/models:/workspace/ComfyUI/models\"".to_owned(),
+                );
+                ok = false;
+            }
+        }
+    }
+    mounts.sort_by(|a, b| a.target.cmp(&b.target));
+    for pair in mounts.windows(2) {
+        if pair[0].target == pair[1].target {
+            cx.err(
+                "mount",
+                &[key("container"), key("mounts")],
+                format!("two mounts target `{}`", pair[0].target),
+                "same target twice",
+                "keep one mount per container path".to_owned(),
+            );
+            ok = false;
+        }
+    }
     match (ok, listen) {
         (true, Some(listen)) => Some(ContainerSpec {
             image: c.image,
@@ -775,6 +830,7 @@ fn container_spec(
             python: c.python,
             args: c.args,
             env: c.env,
+            mounts,
             compose_file,
             restart: c.restart,
         }),

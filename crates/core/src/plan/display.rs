@@ -59,6 +59,21 @@ pub fn render(plan: &Plan, title: &str, color: bool) -> String {
                 paint(&head, kind_style(kind), color),
                 paint(&joined(reasons), dim, color)
             ));
+            if let super::Action::RenderCompose {
+                previous: Some(previous),
+                content,
+                ..
+            } = action
+            {
+                for line in diff_lines(previous, content) {
+                    let style = if line.starts_with('+') {
+                        kind_style(Kind::Create)
+                    } else {
+                        kind_style(Kind::Remove)
+                    };
+                    out.push_str(&format!("      {}\n", paint(&line, style, color)));
+                }
+            }
             if let super::Action::Blocked { blocker } = action {
                 out.push_str(&format!(
                     "    {} {}\n",
@@ -85,6 +100,51 @@ pub fn render(plan: &Plan, title: &str, color: bool) -> String {
     out.push('\n');
     out.push_str(&summary(plan));
     out.push('\n');
+    out
+}
+
+/// The lines that differ between `old` and `new`, as `- line` and `+ line` in file order (a
+/// longest-common-subsequence diff: the compose file is a few dozen lines). At most 40 lines.
+pub fn diff_lines(old: &str, new: &str) -> Vec<String> {
+    const MAX: usize = 40;
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    if a.len() * b.len() > 1_000_000 {
+        return vec![format!(
+            "~ {} lines now, {} after (too long to compare line by line)",
+            a.len(),
+            b.len()
+        )];
+    }
+    // lcs[i][j]: the longest common subsequence of a[i..] and b[j..].
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push(format!("- {}", a[i]));
+            i += 1;
+        } else {
+            out.push(format!("+ {}", b[j]));
+            j += 1;
+        }
+    }
+    if out.len() > MAX {
+        let more = out.len() - MAX;
+        out.truncate(MAX);
+        out.push(format!("… {more} more changed lines"));
+    }
     out
 }
 
@@ -202,4 +262,17 @@ pub fn json(plan: &Plan, manifest: &str, project: &str, fingerprint: &str) -> se
         observed_fingerprint: fingerprint,
     };
     serde_json::to_value(&doc).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff_lines;
+
+    #[test]
+    fn diff_shows_removed_then_added_lines_in_file_order() {
+        let old = "a\nb\nc\nd\n";
+        let new = "a\nB\nc\nd\ne\n";
+        assert_eq!(diff_lines(old, new), ["- b", "+ B", "+ e"]);
+        assert!(diff_lines(new, new).is_empty());
+    }
 }

@@ -111,7 +111,7 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
         let path = c.compose_file.shown.clone();
         let reason = match file {
             FileState::Missing => Some(Reason::ComposeMissing { path }),
-            FileState::Present { sha256 } if *sha256 != sha256_hex(content.as_bytes()) => {
+            FileState::Present { sha256, .. } if *sha256 != sha256_hex(content.as_bytes()) => {
                 Some(Reason::ComposeDiffers { path })
             }
             FileState::Present { .. } => None,
@@ -138,6 +138,10 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
                 Action::RenderCompose {
                     file: c.compose_file.clone(),
                     exists: !matches!(file, FileState::Missing),
+                    previous: match file {
+                        FileState::Present { text, .. } => Some(text.clone()),
+                        _ => None,
+                    },
                     content,
                 },
                 reason,

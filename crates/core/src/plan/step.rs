@@ -109,11 +109,14 @@ pub enum Action {
         #[serde(with = "octal")]
         mode: u32,
     },
-    /// Write `content` to the compose file.
+    /// Write `content` to the compose file; the file it replaces is kept as `<file>.bak`.
     RenderCompose {
         file: ManifestPath,
         exists: bool,
         content: String,
+        /// What the file holds now (no secret is ever in it), for the diff `plan` shows.
+        #[serde(default)]
+        previous: Option<String>,
     },
     /// Something apply cannot do on its own; the user must act.
     Blocked { blocker: Blocker },

@@ -95,6 +95,14 @@ pub fn render_container(container: &Container, file: &str) -> String {
     let _ = writeln!(w, "      - type: bind");
     let _ = writeln!(w, "        source: {}", quote(&container.compose_source));
     let _ = writeln!(w, "        target: {}", quote(CONTAINER_ROOT));
+    for m in &spec.mounts {
+        let _ = writeln!(w, "      - type: bind");
+        let _ = writeln!(w, "        source: {}", quote(&m.source));
+        let _ = writeln!(w, "        target: {}", quote(&m.target));
+        if m.read_only {
+            let _ = writeln!(w, "        read_only: true");
+        }
+    }
     if !spec.env.is_empty() {
         let _ = writeln!(w, "    environment:");
         for (k, v) in &spec.env {

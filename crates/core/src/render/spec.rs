@@ -62,6 +62,17 @@ pub struct RunSpec {
     /// An entrypoint other than the image's; `None` keeps the image's.
     #[serde(default)]
     pub entrypoint: Option<Vec<String>>,
+    /// Bind mounts besides the workspace's, sorted by target.
+    #[serde(default)]
+    pub mounts: Vec<BindMount>,
+}
+
+/// A bind mount: an absolute host path at a container path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
 }
 
 /// The container the manifest declares: its name, its run spec, and how the compose file names
@@ -196,6 +207,15 @@ impl Container {
             healthcheck: healthcheck(c),
             init: true,
             entrypoint: None,
+            mounts: c
+                .mounts
+                .iter()
+                .map(|m| BindMount {
+                    source: tidy(&m.source.path).display().to_string(),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                })
+                .collect(),
         };
         Some(Container {
             name: desired.project.clone(),
