@@ -135,13 +135,41 @@ pub fn main() -> u8 {
         Command::Token => simple::token(&cli),
         Command::Verify(args) => verify::run(&cli, &ui, args),
     };
+    let json = match &cli.command {
+        Command::Plan(a) => a.json,
+        Command::Verify(a) => a.json,
+        _ => false,
+    };
+    // The one place errors are printed (and mapped to the exit code): miette on stderr, and with
+    // `--json` also a JSON error object on stdout, so a script can tell a refusal from a failure.
     match result {
         Ok(code) => code,
         Err(report) => {
             eprintln!("{report:?}");
+            if json {
+                let _ = emit(&format!("{}\n", error_json(report.as_ref())));
+            }
             EXIT_ERROR
         }
     }
+}
+
+/// An error as JSON: `{"format_version", "ok": false, "error": {code, message, help, problems}}`.
+fn error_json(d: &dyn miette::Diagnostic) -> String {
+    fn one(d: &dyn miette::Diagnostic) -> serde_json::Value {
+        serde_json::json!({
+            "code": d.code().map(|c| c.to_string()),
+            "message": d.to_string(),
+            "help": d.help().map(|h| h.to_string()),
+        })
+    }
+    let mut error = one(d);
+    let problems: Vec<serde_json::Value> = d.related().into_iter().flatten().map(one).collect();
+    if !problems.is_empty() {
+        error["problems"] = problems.into();
+    }
+    let doc = serde_json::json!({ "format_version": 1, "ok": false, "error": error });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
 /// Write command output to stdout. A closed pipe (`comfyprov plan | head`) ends the output

@@ -86,6 +86,9 @@ impl Target {
 /// One check and its outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// A stable identifier for scripts: `no_token`, `bearer_token`, `empty_token`, `browser`,
+    /// `open_without_auth`, `argv`, `node:<name>`, `login_node_absent`.
+    pub id: String,
     /// What was checked, e.g. `GET /system_stats without a token`.
     pub check: String,
     pub ok: bool,
@@ -105,6 +108,8 @@ pub struct Device {
 /// The outcome of `verify`.
 #[derive(Debug, Serialize)]
 pub struct Verification {
+    /// Version of the `--json` format; bumped on incompatible changes.
+    pub format_version: u32,
     pub url: String,
     pub container: String,
     /// How long the server took to answer HTTP.
@@ -138,19 +143,27 @@ pub async fn verify(
     let mut stats = None;
     if target.login {
         let none = http.get(&stats_url, &[]).await;
-        probe(&mut checks, "GET /system_stats without a token", none, 401);
+        probe(
+            &mut checks,
+            "no_token",
+            "GET /system_stats without a token",
+            none,
+            401,
+        );
         match &target.token {
             Ok(token) => {
                 let bearer = format!("Bearer {}", String::from_utf8_lossy(token.expose()));
                 let with = http.get(&stats_url, &[("authorization", &bearer)]).await;
                 stats = probe(
                     &mut checks,
+                    "bearer_token",
                     "GET /system_stats with the token (Bearer)",
                     with,
                     200,
                 );
             }
             Err(why) => checks.push(Check {
+                id: "bearer_token".to_owned(),
                 check: "GET /system_stats with the token (Bearer)".to_owned(),
                 ok: false,
                 detail: format!("not probed: {why}"),
@@ -159,6 +172,7 @@ pub async fn verify(
         let empty = http.get(&format!("{stats_url}?token="), &[]).await;
         probe(
             &mut checks,
+            "empty_token",
             "GET /system_stats?token= (the empty token ComfyUI-Login takes without PASSWORD)",
             empty,
             401,
@@ -182,6 +196,7 @@ pub async fn verify(
             Err(e) => (false, e.clone()),
         };
         checks.push(Check {
+            id: "browser".to_owned(),
             check: "GET /system_stats as a browser (Accept: text/html)".to_owned(),
             ok,
             detail,
@@ -190,6 +205,7 @@ pub async fn verify(
         let none = http.get(&stats_url, &[]).await;
         stats = probe(
             &mut checks,
+            "open_without_auth",
             "GET /system_stats without a token (auth none)",
             none,
             200,
@@ -197,6 +213,7 @@ pub async fn verify(
     }
 
     let mut v = Verification {
+        format_version: 1,
         url: target.url.clone(),
         container: target.container.clone(),
         ready_ms,
@@ -259,6 +276,7 @@ async fn wait_ready(
 /// Record a probe that expects `want`; the response when it is an expected 200.
 fn probe(
     checks: &mut Vec<Check>,
+    id: &str,
     check: &str,
     got: Result<http::Response, String>,
     want: u16,
@@ -269,6 +287,7 @@ fn probe(
         Err(e) => (false, e.clone()),
     };
     checks.push(Check {
+        id: id.to_owned(),
         check: check.to_owned(),
         ok,
         detail,
@@ -279,6 +298,7 @@ fn probe(
 fn stats_checks(v: &mut Verification, body: Option<&[u8]>) {
     let Some(body) = body else {
         v.checks.push(Check {
+            id: "argv".to_owned(),
             check: "live argv matches the manifest".to_owned(),
             ok: false,
             detail: "not checked: no authorised /system_stats answer".to_owned(),
@@ -322,6 +342,7 @@ fn stats_checks(v: &mut Verification, body: Option<&[u8]>) {
         None => (false, "/system_stats has no system.argv".to_owned()),
     };
     v.checks.push(Check {
+        id: "argv".to_owned(),
         check: "live argv matches the manifest".to_owned(),
         ok,
         detail,
@@ -355,6 +376,7 @@ fn node_checks(v: &mut Verification, target: &Target, log: Result<String, String
             (None, None) => (false, "unknown".to_owned()),
         };
         v.checks.push(Check {
+            id: format!("node:{name}"),
             check: format!("node {name}"),
             ok,
             detail,
@@ -367,6 +389,7 @@ fn node_checks(v: &mut Verification, target: &Target, log: Result<String, String
             .copied()
             .unwrap_or(false);
         v.checks.push(Check {
+            id: "login_node_absent".to_owned(),
             check: format!("{} not loaded (auth none)", target.login_node),
             ok: !loaded,
             detail: if loaded {

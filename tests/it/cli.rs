@@ -494,3 +494,36 @@ fn a_fifo_in_place_of_a_file_is_an_error_not_a_hang() {
         stdout(&out)
     );
 }
+
+/// With `--json`, a command that fails prints a JSON error object on stdout (code, message, help,
+/// and each manifest problem), so a script can tell "broken" from "refused" (a refusal is a plan
+/// with `!` steps, exit 0 or 2).
+#[test]
+fn json_commands_that_fail_print_a_json_error() {
+    let c = Converged::new();
+    std::fs::write(c.root().join("comfy.toml"), "[project]\nname = \"X Y\"\n").unwrap();
+    let out = run(c.root(), &["plan", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["error"]["code"], "manifest::invalid");
+    let problems = v["error"]["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["code"] == "manifest::project_name"
+                || p["message"].as_str().unwrap_or("").contains("name")),
+        "{v}"
+    );
+    assert!(
+        !stderr(&out).is_empty(),
+        "people still get the error on stderr"
+    );
+
+    let out = run(c.root(), &["-f", "missing.toml", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["error"]["code"], "manifest::unreadable");
+    assert!(v["error"]["help"].as_str().is_some());
+}

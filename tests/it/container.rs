@@ -531,6 +531,23 @@ fn verify_passes_after_a_fresh_login_apply_and_probes_like_a_client() {
     assert_eq!(v["argv"], v["expected_argv"]);
     assert_eq!(v["imported"]["ComfyUI-Login"], true);
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&token));
+    assert_eq!(v["format_version"], 1);
+    let ids: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "no_token",
+        "bearer_token",
+        "empty_token",
+        "browser",
+        "argv",
+        "node:ComfyUI-Login",
+    ] {
+        assert!(ids.contains(&id), "check id {id} in {ids:?}");
+    }
 
     // What a client sees, through the tests' own HTTP.
     let bearer = format!("Bearer {token}");
