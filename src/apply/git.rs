@@ -54,6 +54,24 @@ fn checkout_commit(
     std::fs::remove_file(&marker).map_err(|e| StepError::io("cannot remove", &marker, e))
 }
 
+/// Remove the lock files a git process of an earlier apply left when it was killed (`git fetch
+/// --depth=1` leaves `shallow.lock`, a checkout `index.lock`): they would fail every later
+/// fetch or checkout. Safe here: this runs under apply's workspace lock, so no other apply's git
+/// is at work in the checkout.
+fn clear_stale_locks(env: &Env, repo: &Repository) {
+    for name in ["shallow.lock", "index.lock"] {
+        let lock = repo.path().join(name);
+        if std::fs::symlink_metadata(&lock).is_ok_and(|m| m.is_file())
+            && std::fs::remove_file(&lock).is_ok()
+        {
+            env.reporter.on_message(&format!(
+                "removed {}: left by a git process of an interrupted apply",
+                lock.display()
+            ));
+        }
+    }
+}
+
 /// What the pin resolved to, for the summary: `v1.0 → a1b2c3d` or `a1b2c3d`.
 fn resolved_detail(rev: &Rev, oid: Oid) -> String {
     let hex = oid.to_string();
@@ -189,6 +207,7 @@ pub(super) fn checkout(
         }
     }
     let repo = open_repo(&path).map_err(|e| git_failure(&e))?;
+    clear_stale_locks(env, &repo);
     let oid = match resolve(&repo, rev).and_then(|h| Oid::from_str(&h).ok()) {
         Some(oid) if repo.find_commit(oid).is_ok() => oid,
         _ => fetch_pin(env, id, &repo, url, rev)?,

@@ -8,6 +8,7 @@
 mod apply;
 mod cli;
 mod container;
+mod fuzz;
 mod layout;
 mod manifests;
 mod observe;
