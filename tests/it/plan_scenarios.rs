@@ -972,3 +972,19 @@ scenario!(a_recreate_onto_a_taken_port_is_blocked, {
     };
     run(&d, &o)
 });
+
+/// File modes in `--json` are octal strings, as people write them, and read back the same.
+#[test]
+fn file_modes_in_json_are_octal_strings() {
+    let d = desired();
+    let mut o = converged(&d);
+    o.password.file = password(HashState::Verified, Some("admin"), 0o644);
+    let p = plan::plan(&d, &o, &Options::default());
+    let json = display::json(&p, "comfy.toml", "qwen", "f");
+    let step = &json["steps"][0];
+    assert_eq!(step["action"], "fix_password_mode");
+    assert_eq!(step["mode"], "0644");
+    assert_eq!(step["causes"][0]["mode"], "0644");
+    let back: plan::Step = serde_json::from_value(step.clone()).unwrap();
+    assert_eq!(back, p.steps[0]);
+}
