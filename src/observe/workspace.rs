@@ -39,6 +39,8 @@ pub fn observe_custom_nodes(dir: &Path, nodes: &[NodeSpec]) -> (Vec<NodeDir>, Ve
     };
     let mut odd = Vec::new();
     let mut dirs: Vec<NodeDir> = Vec::new();
+    // ComfyUI's own checkout ships files in custom_nodes/ (websocket_image_save.py): not nodes.
+    let shipped = std::cell::OnceCell::new();
     for e in entries.filter_map(Result::ok) {
         let name = match e.file_name().into_string() {
             Ok(n) => n,
@@ -52,7 +54,11 @@ pub fn observe_custom_nodes(dir: &Path, nodes: &[NodeSpec]) -> (Vec<NodeDir>, Ve
         }
         let kind = e.file_type().ok();
         let loaded = kind.is_some_and(|t| t.is_dir() || t.is_symlink())
-            || (kind.is_some_and(|t| t.is_file()) && name.ends_with(".py"));
+            || (kind.is_some_and(|t| t.is_file())
+                && name.ends_with(".py")
+                && !shipped
+                    .get_or_init(|| shipped_by_comfyui(dir))
+                    .contains(&name));
         if loaded || owned(&name) {
             dirs.push(NodeDir {
                 dir: name,
@@ -83,6 +89,24 @@ pub fn observe_custom_nodes(dir: &Path, nodes: &[NodeSpec]) -> (Vec<NodeDir>, Ve
         dirs[*i].state = Some(state);
     }
     (dirs, odd)
+}
+
+/// The files ComfyUI's own checkout tracks directly in `custom_nodes/` (read from its index;
+/// `websocket_image_save.py` always, which every ComfyUI release ships there).
+fn shipped_by_comfyui(custom_nodes: &Path) -> HashSet<String> {
+    let mut shipped = HashSet::from(["websocket_image_save.py".to_owned()]);
+    let index = custom_nodes
+        .parent()
+        .and_then(|comfy| open_repo(comfy).ok())
+        .and_then(|repo| repo.index().ok());
+    if let Some(index) = index {
+        shipped.extend(index.iter().filter_map(|e| {
+            let path = std::str::from_utf8(&e.path).ok()?;
+            let name = path.strip_prefix("custom_nodes/")?;
+            (!name.contains('/')).then(|| name.to_owned())
+        }));
+    }
+    shipped
 }
 
 /// Run `f` over `items` on up to `available_parallelism` threads, keeping order.

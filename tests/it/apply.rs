@@ -1250,6 +1250,12 @@ fn single_file_nodes_odd_names_and_files_in_a_nodes_place_are_seen() {
     w.apply_ok();
     std::fs::write(w.ws("custom_nodes/stray.py"), "NODE_CLASS_MAPPINGS = {}\n").unwrap();
     std::fs::write(w.ws("custom_nodes/notes.txt"), "ComfyUI ignores this\n").unwrap();
+    // ComfyUI ships this one in custom_nodes/ itself: not an unmanaged node.
+    std::fs::write(
+        w.ws("custom_nodes/websocket_image_save.py"),
+        "# ComfyUI's\n",
+    )
+    .unwrap();
     let odd = w
         .ws("custom_nodes")
         .join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
@@ -1261,6 +1267,7 @@ fn single_file_nodes_odd_names_and_files_in_a_nodes_place_are_seen() {
         "{text}"
     );
     assert!(!text.contains("notes.txt"), "{text}");
+    assert!(!text.contains("websocket_image_save.py"), "{text}");
     assert!(text.contains("has a name that is not UTF-8"), "{text}");
 
     w.write_manifest(&format!(
