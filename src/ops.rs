@@ -173,3 +173,78 @@ pub fn verify(desired: &Desired, timeout: Duration) -> Result<Verification, Veri
             })
     })
 }
+
+/// Why `down` or `logs` could not act on the container.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DownError {
+    #[error("the manifest has no [container]: comfyprov runs no container for it")]
+    NoContainer,
+    #[error("cannot reach the container: {0}")]
+    #[diagnostic(help("start the Docker daemon or fix DOCKER_HOST"))]
+    Daemon(crate::error::ObserveError),
+    #[error("container {name} is not comfyprov's (no `comfyprov.project` label): left as it is")]
+    #[diagnostic(help("remove it with `docker rm -f {name}` if it is yours to remove"))]
+    NotOurs { name: String },
+    #[error("container {name}: {message}")]
+    Api { name: String, message: String },
+}
+
+/// Stop and remove the manifest's container, if there is one and comfyprov made it. Never the
+/// workspace. `Ok(false)` when there was none.
+pub fn down(desired: &Desired) -> Result<bool, DownError> {
+    if desired.container.is_none() {
+        return Err(DownError::NoContainer);
+    }
+    let name = desired.project.clone();
+    let rt = crate::observe::container::runtime().map_err(DownError::Daemon)?;
+    rt.block_on(async {
+        let docker = crate::observe::container::connect()
+            .await
+            .map_err(DownError::Daemon)?;
+        let Some(info) = crate::observe::container::inspect(&docker, &name)
+            .await
+            .map_err(DownError::Daemon)?
+        else {
+            return Ok(false);
+        };
+        if info.project_label.as_deref() != Some(name.as_str()) {
+            return Err(DownError::NotOurs { name });
+        }
+        crate::apply::remove_container(&docker, &name)
+            .await
+            .map_err(|e| DownError::Api {
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(true)
+    })
+}
+
+/// The container's log, every token masked (ComfyUI-Login logs the token at start). `tail`
+/// limits it to the last lines.
+pub fn logs(desired: &Desired, tail: Option<usize>) -> Result<String, DownError> {
+    if desired.container.is_none() {
+        return Err(DownError::NoContainer);
+    }
+    let name = desired.project.clone();
+    let rt = crate::observe::container::runtime().map_err(DownError::Daemon)?;
+    rt.block_on(async {
+        let docker = crate::observe::container::connect()
+            .await
+            .map_err(DownError::Daemon)?;
+        let options = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let mut out = String::new();
+        crate::verify::for_each_frame(&docker, &name, options, |frame| out.push_str(frame))
+            .await
+            .map_err(|message| DownError::Api {
+                name: name.clone(),
+                message,
+            })?;
+        Ok(crate::secret::mask_tokens(&out))
+    })
+}

@@ -319,7 +319,8 @@ async fn stop(docker: &Docker, name: &str) {
         .await;
 }
 
-async fn remove(docker: &Docker, name: &str) -> Result<(), StepError> {
+/// Stop (cleanly, up to the stop timeout) and remove the container `name`.
+pub(crate) async fn remove(docker: &Docker, name: &str) -> Result<(), StepError> {
     stop(docker, name).await;
     docker
         .remove_container(

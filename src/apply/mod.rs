@@ -41,6 +41,7 @@ impl Default for Options {
 }
 
 pub use crate::error::{ApplyError, StepError};
+pub(crate) use container::remove as remove_container;
 
 /// What an executor returns.
 type Exec = Result<Outcome, StepError>;

@@ -26,14 +26,18 @@ pub const EXIT_CHANGES: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "comfyprov", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The manifest.
+    /// The manifest. Default: `comfy.toml` in this folder or the nearest folder above that has
+    /// one (like cargo finds Cargo.toml).
     #[arg(
         short = 'f',
         long = "manifest",
         global = true,
-        default_value = "comfy.toml",
+        env = "COMFYPROV_MANIFEST",
         value_name = "PATH"
     )]
+    pub manifest_arg: Option<PathBuf>,
+    /// The manifest in use: `-f`, `COMFYPROV_MANIFEST`, or the one found (set after parsing).
+    #[arg(skip)]
     pub manifest: PathBuf,
     /// No colour (also when NO_COLOR is set or output is not a terminal).
     #[arg(long, global = true)]
@@ -67,6 +71,19 @@ pub enum Command {
     /// Print the API bearer token for clients (line 1 of login/PASSWORD), if it matches the
     /// secret. The only command that prints a secret.
     Token,
+    /// Stop and remove the container (never the workspace, the secret or the compose file).
+    Down,
+    /// Print the container's log, with every token masked.
+    Logs {
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
+    /// Print a shell completion script, e.g. `comfyprov completions bash > /etc/bash_completion.d/comfyprov`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Output settings shared by all commands.
@@ -105,7 +122,7 @@ impl Ui {
 
 /// Parse arguments, run the command, and return the process exit code.
 pub fn main() -> u8 {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -113,6 +130,7 @@ pub fn main() -> u8 {
             return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
         }
     };
+    cli.manifest = cli.manifest_arg.clone().unwrap_or_else(find_manifest);
     let ui = Ui::new(&cli);
     let color = ui.color_err;
     let wrap = std::io::stderr().is_terminal();
@@ -134,6 +152,9 @@ pub fn main() -> u8 {
         Command::Render => simple::render(&cli),
         Command::Token => simple::token(&cli),
         Command::Verify(args) => verify::run(&cli, &ui, args),
+        Command::Down => simple::down(&cli, &ui),
+        Command::Logs { tail } => simple::logs(&cli, *tail),
+        Command::Completions { shell } => simple::completions(*shell),
     };
     let json = match &cli.command {
         Command::Plan(a) => a.json,
@@ -170,6 +191,24 @@ fn error_json(d: &dyn miette::Diagnostic) -> String {
     }
     let doc = serde_json::json!({ "format_version": 1, "ok": false, "error": error });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// `comfy.toml` here, else in the nearest folder above that has one (its path then), else
+/// `comfy.toml` (whose absence the loader reports).
+fn find_manifest() -> PathBuf {
+    const NAME: &str = "comfy.toml";
+    if std::path::Path::new(NAME).is_file() {
+        return PathBuf::from(NAME);
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            cwd.ancestors()
+                .skip(1)
+                .map(|dir| dir.join(NAME))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from(NAME))
 }
 
 /// Write command output to stdout. A closed pipe (`comfyprov plan | head`) ends the output

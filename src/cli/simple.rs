@@ -56,3 +56,34 @@ pub fn token(cli: &Cli) -> miette::Result<u8> {
     emit(&format!("{}\n", String::from_utf8_lossy(token.expose())))?;
     Ok(EXIT_OK)
 }
+
+/// `comfyprov completions <shell>`: the completion script on stdout.
+pub fn completions(shell: clap_complete::Shell) -> miette::Result<u8> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut super::Cli::command(), "comfyprov", &mut out);
+    emit(&String::from_utf8_lossy(&out))?;
+    Ok(EXIT_OK)
+}
+
+/// `comfyprov down`: stop and remove the manifest's container; the workspace stays.
+pub fn down(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
+    let d = load(cli)?;
+    let removed = crate::ops::down(&d)?;
+    ui.info(&if removed {
+        format!(
+            "removed container {} (the workspace is left as it is)",
+            d.project
+        )
+    } else {
+        format!("no container is named {}: nothing to do", d.project)
+    });
+    Ok(EXIT_OK)
+}
+
+/// `comfyprov logs`: the container's log on stdout, tokens masked.
+pub fn logs(cli: &Cli, tail: Option<usize>) -> miette::Result<u8> {
+    let d = load(cli)?;
+    emit(&crate::ops::logs(&d, tail)?)?;
+    Ok(EXIT_OK)
+}

@@ -466,7 +466,7 @@ async fn server_log(
 
 /// Stream the container's log as `options` select it, one frame at a time (a frame is a line,
 /// or part of a long one). Stops at the first error, after the frames read before it.
-async fn for_each_frame(
+pub(crate) async fn for_each_frame(
     docker: &Docker,
     name: &str,
     options: bollard::query_parameters::LogsOptions,
@@ -494,6 +494,8 @@ async fn log_tail(docker: &Docker, name: &str, n: usize) -> String {
     if out.trim().is_empty() {
         String::new()
     } else {
+        // ComfyUI-Login logs the token: never shown.
+        let out = crate::secret::mask_tokens(&out);
         let lines: Vec<&str> = out.trim_end().lines().collect();
         format!("; the last lines of its log:\n  {}", lines.join("\n  "))
     }

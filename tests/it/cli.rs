@@ -527,3 +527,54 @@ fn json_commands_that_fail_print_a_json_error() {
     assert_eq!(v["error"]["code"], "manifest::unreadable");
     assert!(v["error"]["help"].as_str().is_some());
 }
+
+/// Like cargo, comfyprov finds the manifest from a subfolder; `COMFYPROV_MANIFEST` names one.
+#[test]
+fn the_manifest_is_found_from_a_subfolder_or_named_by_the_environment() {
+    let c = Converged::new();
+    let deep = c.root().join("ws/ComfyUI/custom_nodes");
+    let out = run(&deep, &["plan", "--workspace-only", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("e2e ("), "{}", stdout(&out));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["validate"])
+        .current_dir(elsewhere.path())
+        .env("COMFYPROV_MANIFEST", c.root().join("comfy.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(elsewhere.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read manifest `comfy.toml`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Completion scripts for bash, zsh and fish; bash parses its own.
+#[test]
+fn completions_are_generated_and_bash_parses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(dir.path(), &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        assert!(stdout(&out).contains("comfyprov"), "{shell}");
+        assert!(
+            stdout(&out).contains("verify"),
+            "{shell}: lists the commands"
+        );
+        if shell == "bash" {
+            let script = dir.path().join("comfyprov.bash");
+            std::fs::write(&script, &out.stdout).unwrap();
+            let check = Command::new("bash")
+                .arg("-n")
+                .arg(&script)
+                .output()
+                .unwrap();
+            assert!(check.status.success(), "{}", stderr(&check));
+        }
+    }
+}

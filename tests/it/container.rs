@@ -1154,3 +1154,55 @@ fn extra_mounts_reach_the_container_and_a_hand_edited_compose_file_is_diffed_and
         "the edit is kept"
     );
 }
+
+/// `down` stops and removes the container comfyprov made and leaves the workspace; a second
+/// `down` has nothing to do; a container comfyprov did not make is left alone.
+#[test]
+fn down_removes_the_container_and_never_the_workspace() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    d.apply_ok();
+    let out = d.run(&["down"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(!d.exists());
+    assert!(
+        d.root()
+            .join("workspace/ComfyUI/custom_nodes/Extra")
+            .is_dir()
+    );
+    assert!(d.root().join("docker-compose-no-auth.yml").exists());
+    let out = d.run(&["down"]);
+    assert!(both(&out).contains("nothing to do"), "{}", both(&out));
+
+    let _foreign = TestContainer::create(&d.name, &d.image.tag, &[], &["main.py"]);
+    let out = d.run(&["down"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(both(&out).contains("is not comfyprov's"), "{}", both(&out));
+    assert!(d.exists(), "left alone");
+}
+
+/// `logs` shows the server's log with the token masked: ComfyUI-Login logs it at start.
+#[test]
+fn logs_mask_the_token_the_login_node_prints() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    d.apply_ok();
+    let token = d.token();
+    let raw = docker(&["logs", &d.name]);
+    let out = d.run(&["logs"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("For direct API calls, use token=****"),
+        "{text}\n(docker logs: {})",
+        raw.len()
+    );
+    assert!(!text.contains(&token), "the token is masked");
+    let out = d.run(&["logs", "--tail", "1"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() <= 1);
+}

@@ -56,6 +56,42 @@ pub fn parse_bcrypt_hash(bytes: &[u8]) -> Option<u32> {
     ((4..=31).contains(&cost) && body_ok).then_some(cost)
 }
 
+/// `text` with every token hidden, for showing a server's log: a bcrypt hash (which ComfyUI-Login
+/// uses as the API token, and logs as `For direct API calls, use token=<hash>`) and the value of
+/// any `token=` becomes `****`.
+pub fn mask_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let hash = ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min();
+        let query = rest.find("token=").map(|i| i + "token=".len());
+        let Some(at) = [hash, query].into_iter().flatten().min() else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        // Up to the end of the token: whitespace, a quote, `&`, or the end.
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&' | ',' | ')'))
+            .unwrap_or(tail.len());
+        if end == 0 {
+            // `token=` followed by nothing: nothing to hide.
+            rest = tail;
+            if let Some(c) = rest.chars().next() {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+            continue;
+        }
+        out.push_str("****");
+        rest = &tail[end..];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +109,20 @@ mod tests {
         assert_eq!(parse_bcrypt_hash(b"$2b$12$short"), None);
         assert_eq!(parse_bcrypt_hash(b"plaintext"), None);
         assert_eq!(parse_bcrypt_hash(h.replace("$12$", "$1$").as_bytes()), None);
+    }
+
+    #[test]
+    fn tokens_in_logs_are_masked() {
+        let h = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+        let line = format!("For direct API calls, use token={h}\nGET /x?token={h}&a=1 \"{h}\"");
+        let masked = mask_tokens(&line);
+        assert!(!masked.contains("R9h/cIPz"), "{masked}");
+        assert_eq!(
+            masked,
+            "For direct API calls, use token=****\nGET /x?token=****&a=1 \"****\""
+        );
+        assert_eq!(mask_tokens("no secrets here"), "no secrets here");
+        assert_eq!(mask_tokens("empty token= here"), "empty token= here");
     }
 
     #[test]

@@ -248,6 +248,13 @@ fn serve(args: &[String]) -> i32 {
                 sessions: Vec::new(),
             })
         });
+    // As the real ComfyUI-Login does at start: its token in the log, which comfyprov must mask.
+    if let Some(l) = &login
+        && let Ok(l) = l.lock()
+        && !l.token.is_empty()
+    {
+        println!("For direct API calls, use token={}", l.token);
+    }
     let version = std::fs::read_to_string("comfyui_version.py")
         .ok()
         .and_then(|t| t.split('"').nth(1).map(str::to_owned))
