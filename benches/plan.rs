@@ -13,7 +13,9 @@
 //!
 //! Before/after: `BENCH_BASELINE=/path/to/an/older/comfyprov` also times that binary on the same
 //! workspaces, its runs interleaved with this build's, and prints its row and the ratio
-//! (baseline median / this median). The README says how to build one from an older commit.
+//! (baseline median / this median). The README says how to build one from an older commit. An
+//! older build whose compose rendering differs plans one render step there (exit 2): it still
+//! observes and compares the same workspace.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -209,7 +211,9 @@ fn main() {
                 let mut b = Command::new(&b);
                 b.args(c.get_args()).current_dir(&root);
                 let (t, r, code) = measure(&mut b);
-                assert_eq!(code, 0, "the baseline must see no changes either");
+                // An older build may render the compose file (its spec label) differently and
+                // plan one render step (exit 2): the same observation, one more line printed.
+                assert_ne!(code, 1, "the baseline must plan without an error");
                 theirs.push(t);
                 their_rss = their_rss.max(r);
                 ours.push(measure(&mut c).0);
