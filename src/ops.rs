@@ -189,18 +189,27 @@ pub enum DownError {
     Api { name: String, message: String },
 }
 
-/// Stop and remove the manifest's container, if there is one and comfyprov made it. Never the
-/// workspace. `Ok(false)` when there was none.
-pub fn down(desired: &Desired) -> Result<bool, DownError> {
+/// Run `f` with a connection to the daemon, for a manifest that has a container.
+fn with_daemon<T>(
+    desired: &Desired,
+    f: impl AsyncFnOnce(bollard::Docker, String) -> Result<T, DownError>,
+) -> Result<T, DownError> {
     if desired.container.is_none() {
         return Err(DownError::NoContainer);
     }
-    let name = desired.project.clone();
     let rt = crate::observe::container::runtime().map_err(DownError::Daemon)?;
     rt.block_on(async {
         let docker = crate::observe::container::connect()
             .await
             .map_err(DownError::Daemon)?;
+        f(docker, desired.project.clone()).await
+    })
+}
+
+/// Stop and remove the manifest's container, if there is one and comfyprov made it. Never the
+/// workspace. `Ok(false)` when there was none.
+pub fn down(desired: &Desired) -> Result<bool, DownError> {
+    with_daemon(desired, async |docker, name| {
         let Some(info) = crate::observe::container::inspect(&docker, &name)
             .await
             .map_err(DownError::Daemon)?
@@ -223,15 +232,7 @@ pub fn down(desired: &Desired) -> Result<bool, DownError> {
 /// The container's log, every token masked (ComfyUI-Login logs the token at start). `tail`
 /// limits it to the last lines.
 pub fn logs(desired: &Desired, tail: Option<usize>) -> Result<String, DownError> {
-    if desired.container.is_none() {
-        return Err(DownError::NoContainer);
-    }
-    let name = desired.project.clone();
-    let rt = crate::observe::container::runtime().map_err(DownError::Daemon)?;
-    rt.block_on(async {
-        let docker = crate::observe::container::connect()
-            .await
-            .map_err(DownError::Daemon)?;
+    with_daemon(desired, async |docker, name| {
         let options = bollard::query_parameters::LogsOptions {
             stdout: true,
             stderr: true,

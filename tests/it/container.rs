@@ -190,6 +190,18 @@ rev = "{}"
         self.root().join("workspace/ComfyUI/venv/lib/site-packages")
     }
 
+    /// `<compose> -p <name> -f docker-compose-no-auth.yml ARGS`, which must succeed; its stdout.
+    fn compose(&self, compose: &Path, args: &[&str], which: &str) -> String {
+        let out = Command::new(compose)
+            .args(["-p", &self.name, "-f", "docker-compose-no-auth.yml"])
+            .args(args)
+            .current_dir(self.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{which} {args:?}: {}", both(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// GET on the published port.
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
         http_get(self.port, path, headers)
@@ -604,13 +616,7 @@ fn compose_file_and_api_create_the_same_container() {
         docker(&["rm", "-f", &d.name]);
 
         let compose = |args: &[&str]| {
-            let out = Command::new(&compose_bin)
-                .args(["-p", &d.name, "-f", "docker-compose-no-auth.yml"])
-                .args(args)
-                .current_dir(d.root())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{which} {args:?}: {}", both(&out));
+            d.compose(&compose_bin, args, which);
         };
         compose(&["up", "--no-start"]);
         let from_compose: Vec<String> = fields.iter().map(|f| d.inspect(f)).collect();
@@ -636,28 +642,11 @@ fn the_api_container_is_a_member_of_the_compose_project() {
     for (which, compose_bin) in crate::support::compose_binaries() {
         let d = Deploy::new();
         d.apply_ok();
-        let compose = |args: &[&str]| {
-            let out = Command::new(&compose_bin)
-                .args(["-p", &d.name, "-f", "docker-compose-no-auth.yml"])
-                .args(args)
-                .current_dir(d.root())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{which} {args:?}: {}", both(&out));
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
+        let compose = |args: &[&str]| d.compose(&compose_bin, args, which);
         let ps = compose(&["ps"]);
         assert!(ps.contains(&d.name), "{which} ps:\n{ps}");
-        let out = Command::new(&compose_bin)
-            .args(["-p", &d.name, "-f", "docker-compose-no-auth.yml", "logs"])
-            .current_dir(d.root())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && !both(&out).trim().is_empty(),
-            "{which} logs: {}",
-            both(&out)
-        );
+        let logs = compose(&["logs"]);
+        assert!(!logs.trim().is_empty(), "{which} logs: nothing");
         compose(&["up", "-d"]);
         assert!(d.exists(), "{which}: up -d keeps a container of that name");
         compose(&["down"]);
