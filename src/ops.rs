@@ -249,3 +249,124 @@ pub fn logs(desired: &Desired, tail: Option<usize>) -> Result<String, DownError>
         Ok(crate::secret::mask_tokens(&out))
     })
 }
+
+/// Why `init` wrote nothing (or not everything).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum InitError {
+    #[error("`{}` exists already: init never overwrites a manifest", path.display())]
+    #[diagnostic(help("edit it (`comfyprov validate` checks it), or move it away to start over"))]
+    Exists { path: std::path::PathBuf },
+    #[error("the manifest these choices make is not valid")]
+    #[diagnostic(help("fix the flag the problem points at (e.g. --project), then run init again"))]
+    Invalid {
+        #[related]
+        problems: Vec<crate::manifest::Problem>,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Write(#[from] crate::error::StepError),
+}
+
+/// What `init` did, file by file, for the summary.
+pub struct Inited {
+    pub done: Vec<String>,
+}
+
+/// Write a commented manifest at `manifest` (never over an existing one), the schema beside it,
+/// the `.gitignore` lines for secrets and the workspace, and with `password` a generated
+/// password (0600).
+pub fn init(
+    manifest: &Path,
+    choices: &crate::manifest::template::Choices,
+    password: bool,
+) -> Result<Inited, InitError> {
+    use crate::error::StepError;
+    use crate::manifest::template::{GITIGNORE, PASSWORD_FILE, SCHEMA_FILE, manifest as text};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match manifest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut done = Vec::new();
+    let content = text(choices);
+    // Checked before anything is written: init never leaves a manifest that does not validate.
+    crate::manifest::parse(&manifest.display().to_string(), content.clone(), &dir)
+        .map_err(|problems| InitError::Invalid { problems })?;
+    // Created exclusively: an existing manifest (or a link planted there) is never written.
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(manifest)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(InitError::Exists {
+                path: manifest.to_owned(),
+            });
+        }
+        Err(e) => return Err(StepError::io("cannot create", manifest, e).into()),
+    };
+    f.write_all(content.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| StepError::io("cannot write", manifest, e))?;
+    done.push(format!("wrote {}", manifest.display()));
+
+    let schema = dir.join(SCHEMA_FILE);
+    if std::fs::symlink_metadata(&schema).is_err() {
+        let json = serde_json::to_string_pretty(&crate::manifest::raw::schema())
+            .map_err(|e| StepError::new(format!("cannot serialise the schema: {e}")))?;
+        crate::fsutil::write_atomic(&schema, format!("{json}\n").as_bytes(), 0o644)
+            .map_err(|e| StepError::io("cannot write", &schema, e))?;
+        done.push(format!(
+            "wrote {} (editors read it through `#:schema`)",
+            schema.display()
+        ));
+    }
+
+    let ignore = dir.join(".gitignore");
+    let current = match crate::fsutil::read_regular_nofollow(&ignore) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(StepError::io("cannot read", &ignore, e).into()),
+    };
+    let missing: Vec<&str> = GITIGNORE
+        .iter()
+        .copied()
+        .filter(|l| !current.lines().any(|c| c.trim() == *l))
+        .collect();
+    if !missing.is_empty() {
+        let mut next = current.clone();
+        if !next.is_empty() && !next.ends_with('\n') {
+            next.push('\n');
+        }
+        for l in &missing {
+            next.push_str(l);
+            next.push('\n');
+        }
+        crate::fsutil::write_atomic(&ignore, next.as_bytes(), 0o644)
+            .map_err(|e| StepError::io("cannot write", &ignore, e))?;
+        done.push(format!(
+            "added {} to {}",
+            missing.join(", "),
+            ignore.display()
+        ));
+    }
+
+    if password && choices.login {
+        let file = crate::manifest::ManifestPath {
+            shown: PASSWORD_FILE.to_owned(),
+            path: dir.join(PASSWORD_FILE),
+        };
+        let outcome = crate::apply::generate_password(&file)?;
+        done.push(match outcome {
+            crate::report::Outcome::Done { .. } => {
+                format!("generated a password into {PASSWORD_FILE} (mode 0600)")
+            }
+            _ => format!("kept the password in {PASSWORD_FILE}"),
+        });
+    }
+    Ok(Inited { done })
+}

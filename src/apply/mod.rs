@@ -42,6 +42,7 @@ impl Default for Options {
 
 pub use crate::error::{ApplyError, StepError};
 pub(crate) use container::remove as remove_container;
+pub(crate) use password::generate as generate_password;
 
 /// What an executor returns.
 type Exec = Result<Outcome, StepError>;

@@ -52,7 +52,7 @@ fn random_password() -> Result<Vec<u8>, StepError> {
 
 /// Generate the password file: written in full to a temp file (0600), then linked into place, so
 /// it is never half-written and never replaces a file that appeared meanwhile.
-pub(super) fn generate(file: &ManifestPath) -> Exec {
+pub(crate) fn generate(file: &ManifestPath) -> Exec {
     let path = &file.path;
     if path.exists() {
         return Ok(Outcome::AlreadyDone {

@@ -54,6 +54,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a project here: a commented comfy.toml (never over an existing one), its schema, the
+    /// .gitignore lines for secrets and the workspace. Asks nothing; every choice is a flag.
+    Init(simple::InitArgs),
     /// Check the manifest; every problem is reported at once, each pointing at its line.
     Validate,
     /// Print the JSON Schema of comfy.toml.
@@ -145,6 +148,7 @@ pub fn main() -> u8 {
         )
     }));
     let result = match &cli.command {
+        Command::Init(args) => simple::init(&cli, &ui, args),
         Command::Validate => simple::validate(&cli, &ui),
         Command::Schema => simple::schema(),
         Command::Plan(args) => plan::run(&cli, &ui, args),

@@ -87,3 +87,79 @@ pub fn logs(cli: &Cli, tail: Option<usize>) -> miette::Result<u8> {
     emit(&crate::ops::logs(&d, tail)?)?;
     Ok(EXIT_OK)
 }
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Container and compose project name. Default: this folder's name, made lowercase.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// The image ComfyUI runs in.
+    #[arg(long, default_value = "nvidia/cuda:12.4.0-devel-ubuntu22.04")]
+    pub image: String,
+    /// `login` protects ComfyUI with ComfyUI-Login; `none` keeps it on 127.0.0.1.
+    #[arg(long, value_parser = ["login", "none"], default_value = "login")]
+    pub auth: String,
+    /// `nvidia` reserves a GPU; `none` runs ComfyUI with --cpu.
+    #[arg(long, value_parser = ["nvidia", "none"], default_value = "nvidia")]
+    pub gpu: String,
+    /// Host port.
+    #[arg(long, default_value_t = 8188)]
+    pub port: u16,
+    /// Generate the password now (mode 0600) instead of on the first apply.
+    #[arg(long)]
+    pub generate_password: bool,
+}
+
+/// A project name from a folder name: lowercase letters, digits, `-` and `_`.
+fn project_name(folder: &str) -> String {
+    let name: String = folder
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if name.is_empty() {
+        "comfyui".to_owned()
+    } else {
+        name.chars().take(63).collect()
+    }
+}
+
+/// `comfyprov init`.
+pub fn init(cli: &Cli, ui: &Ui, args: &InitArgs) -> miette::Result<u8> {
+    // Here (or where -f says), never a manifest found in a folder above.
+    let path = cli
+        .manifest_arg
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("comfy.toml"));
+    let folder = std::fs::canonicalize(
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new(".")),
+    )
+    .ok()
+    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    .unwrap_or_default();
+    let choices = crate::manifest::template::Choices {
+        project: args
+            .project
+            .clone()
+            .unwrap_or_else(|| project_name(&folder)),
+        image: args.image.clone(),
+        login: args.auth == "login",
+        gpu: args.gpu == "nvidia",
+        port: args.port,
+    };
+    let inited = crate::ops::init(&path, &choices, args.generate_password)?;
+    for line in &inited.done {
+        ui.info(line);
+    }
+    ui.info("next: `comfyprov plan` shows what apply would do");
+    Ok(EXIT_OK)
+}

@@ -578,3 +578,69 @@ fn completions_are_generated_and_bash_parses_them() {
         }
     }
 }
+
+/// `init` writes a commented manifest that validates and plans, its schema, the .gitignore lines,
+/// a 0600 password on request; it never overwrites a manifest and asks nothing.
+#[test]
+fn init_writes_a_valid_commented_manifest_and_never_overwrites_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("My Deployment");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join(".gitignore"), "target/").unwrap();
+    let out = bin()
+        .args(["init", "--gpu", "none", "--generate-password"])
+        .current_dir(&root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(root.join("comfy.toml")).unwrap();
+    assert!(
+        manifest.starts_with("#:schema ./comfy.schema.json\n"),
+        "{manifest}"
+    );
+    assert!(manifest.contains("name = \"my-deployment\""), "{manifest}");
+    assert!(root.join("comfy.schema.json").is_file());
+    let ignore = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+    assert!(
+        ignore.starts_with("target/\n")
+            && ignore.contains("/.secrets/")
+            && ignore.contains("/workspace/"),
+        "{ignore}"
+    );
+    let pw = root.join(".secrets/comfyui.password");
+    let mode = std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read_to_string(&pw).unwrap().trim().len(), 32);
+    assert!(!stdout(&out).contains(std::fs::read_to_string(&pw).unwrap().trim()));
+
+    let out = run(&root, &["validate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&root, &["plan", "--workspace-only", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("+ clone ComfyUI @ v0.3.68"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(&root, &["init", "--auth", "none"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("exists already"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(root.join("comfy.toml")).unwrap(),
+        manifest
+    );
+
+    let other = dir.path().join("open");
+    std::fs::create_dir(&other).unwrap();
+    let out = run(&other, &["init", "--auth", "none", "--gpu", "none"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(run(&other, &["validate"]).status.success());
+    let out = run(
+        &other,
+        &["init", "--project", "Bad Name", "-f", "x/comfy.toml"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!other.join("x/comfy.toml").exists(), "nothing written");
+}

@@ -5,6 +5,7 @@ pub mod check;
 pub mod desired;
 pub mod diag;
 pub mod raw;
+pub mod template;
 pub mod validate;
 
 use std::path::Path;
