@@ -132,9 +132,7 @@ pub fn verified_token(desired: &Desired) -> Result<Secret, TokenError> {
     let path = ws.join("ComfyUI").join("login").join("PASSWORD");
     let bytes =
         crate::fsutil::read_regular(&path).map_err(|e| TokenError::Unreadable(e.to_string()))?;
-    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    Ok(Secret::new(line.to_vec()))
+    Ok(Secret::new(crate::secret::hash_line(&bytes).to_vec()))
 }
 
 /// Why `verify` could not probe the server at all.

@@ -17,7 +17,7 @@ use crate::observe::login::{
 };
 use crate::observe::sha256_hex;
 use crate::report::Outcome;
-use crate::secret::parse_bcrypt_hash;
+use crate::secret::{hash_line, parse_bcrypt_hash};
 
 /// Characters of a generated password: letters and digits, safe in any file or shell.
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -94,12 +94,6 @@ pub(crate) fn generate(file: &ManifestPath) -> Exec {
         }),
         Err(e) => Err(StepError::io("cannot write", path, e)),
     }
-}
-
-/// Line 1 of a PASSWORD file's content.
-fn hash_line(content: &[u8]) -> &[u8] {
-    let line = content.split(|b| *b == b'\n').next().unwrap_or_default();
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Write `login/PASSWORD` as `hash\nusername`. With `new_hash`, line 1 becomes a fresh hash of
@@ -276,11 +270,5 @@ mod tests {
         assert_eq!(a.len(), GENERATED_LEN);
         assert!(a.iter().all(u8::is_ascii_alphanumeric));
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn hash_line_is_the_first_line_without_cr() {
-        assert_eq!(hash_line(b"$2b$x\r\nadmin"), b"$2b$x");
-        assert_eq!(hash_line(b""), b"");
     }
 }

@@ -182,11 +182,10 @@ fn read_password_file(
         .map(|m| m.mode() & 0o7777)
         .unwrap_or(0);
     let digest = sha256_hex(&bytes);
-    let mut lines = bytes.split(|b| *b == b'\n');
-    let hash_line = lines.next().map(strip_newline).unwrap_or_default();
-    let hash_line = hash_line.strip_suffix(b"\r").unwrap_or(hash_line);
-    let username = lines
-        .next()
+    let hash_line = crate::secret::hash_line(&bytes);
+    let username = bytes
+        .split(|b| *b == b'\n')
+        .nth(1)
         .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
         .filter(|u| !u.is_empty());
     let hash = check((hash_line, &digest));

@@ -36,6 +36,12 @@ pub fn strip_newline(bytes: &[u8]) -> &[u8] {
     b.strip_suffix(b"\r").unwrap_or(b)
 }
 
+/// Line 1 of a PASSWORD file's content, without a trailing `\r`: the hash, which is the token.
+pub fn hash_line(content: &[u8]) -> &[u8] {
+    let line = content.split(|b| *b == b'\n').next().unwrap_or_default();
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 /// If `bytes` is a bcrypt hash in modular crypt format (`$2b$12$` + 53 characters), its cost.
 pub fn parse_bcrypt_hash(bytes: &[u8]) -> Option<u32> {
     let s = std::str::from_utf8(bytes).ok()?;
@@ -109,6 +115,12 @@ mod tests {
         assert_eq!(parse_bcrypt_hash(b"$2b$12$short"), None);
         assert_eq!(parse_bcrypt_hash(b"plaintext"), None);
         assert_eq!(parse_bcrypt_hash(h.replace("$12$", "$1$").as_bytes()), None);
+    }
+
+    #[test]
+    fn hash_line_is_the_first_line_without_cr() {
+        assert_eq!(hash_line(b"$2b$x\r\nadmin"), b"$2b$x");
+        assert_eq!(hash_line(b""), b"");
     }
 
     #[test]

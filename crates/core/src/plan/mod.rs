@@ -575,14 +575,7 @@ fn plan_checkout(
             }
             if c.interrupted {
                 plan.push(
-                    Action::Checkout {
-                        target: target.clone(),
-                        url: src.url.clone(),
-                        from: c.head.as_deref().map(|h| short(h).to_owned()),
-                        rev: src.rev.clone(),
-                        resolved: c.resolved.clone(),
-                        resume: true,
-                    },
+                    checkout_action(&target, src, c, true),
                     Reason::Interrupted {
                         target: target.clone(),
                     },
@@ -646,17 +639,19 @@ fn checkout_if_needed(plan: &mut Plan, target: &Target, src: &GitSource, c: &Che
             rev: rev.short().to_owned(),
         },
     };
-    plan.push(
-        Action::Checkout {
-            target: target.clone(),
-            url: src.url.clone(),
-            from: c.head.as_deref().map(|h| short(h).to_owned()),
-            rev: src.rev.clone(),
-            resolved: c.resolved.clone(),
-            resume: false,
-        },
-        reason,
-    );
+    plan.push(checkout_action(target, src, c, false), reason);
+}
+
+/// Move checkout `c` of `target` to `src`'s pin; `resume` finishes an interrupted one.
+fn checkout_action(target: &Target, src: &GitSource, c: &Checkout, resume: bool) -> Action {
+    Action::Checkout {
+        target: target.clone(),
+        url: src.url.clone(),
+        from: c.head.as_deref().map(|h| short(h).to_owned()),
+        rev: src.rev.clone(),
+        resolved: c.resolved.clone(),
+        resume,
+    }
 }
 
 fn plan_nodes(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &Options) {
