@@ -9,6 +9,7 @@
 //! look at (a secret file's length) reaches it through [`manifest::Lookup`].
 
 pub mod digest;
+pub mod lock;
 pub mod manifest;
 pub mod observed;
 pub mod plan;

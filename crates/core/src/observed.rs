@@ -2,13 +2,12 @@
 //! bcrypt and the filesystem live there) and read by the planner. Nothing here reads the world.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::digest::hex;
-use crate::render::CONTAINER_ROOT;
+use crate::lock::{Inputs, Lock};
 
 /// Everything `plan` needs to know about reality.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,9 +34,8 @@ pub struct Observed {
     /// epoch, from ctimes): a node's checked-out commit (`.git/HEAD`), a node disabled, or
     /// `login/PASSWORD`. Compared with the container's start time to find a pending restart.
     pub inputs_changed_ns: Option<i128>,
-    /// Nodes with `requirements = true` whose directory exists: is their `requirements.txt`
-    /// installed in the container's interpreter?
-    pub requirements: BTreeMap<String, Requirements>,
+    /// The Python environment and `comfy.lock`, when the manifest has `[python]`.
+    pub python: Option<PythonObserved>,
     /// Whether the host port the manifest publishes on can be taken, when the manifest has a
     /// container and ours does not hold it already.
     pub port: PortState,
@@ -279,47 +277,40 @@ impl ContainerInfo {
     }
 }
 
-/// One node's last successful install.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Installed {
-    /// SHA-256 of the `requirements.txt` that was installed.
-    pub sha256: String,
-    /// The interpreter it was installed with.
-    pub python: String,
-    /// The container it was installed in (abbreviated id).
-    pub container: String,
+/// The Python environment and its lock, when the manifest has `[python]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PythonObserved {
+    /// `comfy.lock`.
+    pub lock: LockState,
+    /// The resolution's inputs as they are on disk now.
+    pub inputs: Inputs,
+    /// The commit each git checkout (ComfyUI, the nodes) is at, by name.
+    pub commits: BTreeMap<String, String>,
+    /// The environment folder, read from the host.
+    pub env: EnvState,
 }
 
-/// The whole record.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub nodes: BTreeMap<String, Installed>,
-}
-
-impl Record {
-    /// Whether `sha256` for `node` is installed for this interpreter and container.
-    pub fn holds(&self, node: &str, sha256: &str, python: &str, container: Option<&str>) -> bool {
-        self.nodes.get(node).is_some_and(|i| {
-            i.sha256 == sha256
-                && i.python == python
-                && (in_workspace(python) || container == Some(i.container.as_str()))
-        })
-    }
-}
-
-/// Whether the interpreter is inside the bind-mounted ComfyUI folder.
-pub fn in_workspace(python: &str) -> bool {
-    !python.starts_with('/') || Path::new(python).starts_with(CONTAINER_ROOT)
-}
-
-/// A node's requirements as observed.
+/// `comfy.lock` as found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum Requirements {
-    /// The node has no `requirements.txt`.
-    NoFile,
-    /// This content is installed.
-    Installed,
-    /// Not installed; `changed` when another content was installed before.
-    Pending { changed: bool },
+pub enum LockState {
+    Missing,
+    Present(Box<Lock>),
+    /// Unreadable, not a regular file, or not a lock this comfyprov reads.
+    Unreadable { error: String },
+}
+
+/// The environment folder (`pyvenv.cfg` and the `*.dist-info` folders of site-packages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EnvState {
+    /// No `pyvenv.cfg`.
+    Missing,
+    Present {
+        /// The Python it was made with (`3.11.2`), from `pyvenv.cfg`.
+        python: Option<String>,
+        /// Installed distributions: normalised name → version.
+        packages: BTreeMap<String, String>,
+    },
+    Unreadable { error: String },
 }

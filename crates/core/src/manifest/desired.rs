@@ -28,6 +28,8 @@ pub struct Desired {
     pub comfyui: Option<GitSource>,
     /// The container, when ComfyUI runs in Docker.
     pub container: Option<ContainerSpec>,
+    /// The Python environment comfyprov builds, when the manifest has `[python]`.
+    pub python: Option<PythonSpec>,
     pub gpu: GpuSpec,
     pub auth: AuthSpec,
     /// Declared custom nodes, in manifest order, names unique.
@@ -113,6 +115,43 @@ pub struct ContainerSpec {
     /// Compose file to render.
     pub compose_file: ManifestPath,
     pub restart: RestartPolicy,
+}
+
+/// The Python environment: what is resolved, for which Python and platform, from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PythonSpec {
+    /// `3.N`.
+    pub version: String,
+    /// uv's `--python-platform`.
+    pub platform: String,
+    pub torch: Option<TorchSpec>,
+    pub index_url: Option<String>,
+    pub extra_index_urls: Vec<String>,
+    pub find_links: Vec<FindLinks>,
+    pub offline: bool,
+    pub packages: Vec<String>,
+    pub constraints: Vec<String>,
+    pub exclude_newer: Option<String>,
+    /// The environment's folder relative to `ComfyUI/` (`venv` for `venv/bin/python3`).
+    pub env: String,
+    /// `comfy.lock`, beside the manifest.
+    pub lock_file: ManifestPath,
+}
+
+/// torch, pinned and protected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TorchSpec {
+    pub version: String,
+    pub index: Option<String>,
+}
+
+/// Where `--find-links` points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "at", rename_all = "snake_case")]
+pub enum FindLinks {
+    Url(String),
+    /// A local folder (mounted read-only into the sync container).
+    Dir(ManifestPath),
 }
 
 /// A bind mount besides the workspace's `ComfyUI/`.

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod desired;
 pub mod diag;
+mod python;
 pub mod raw;
 pub mod template;
 pub mod validate;

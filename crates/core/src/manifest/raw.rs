@@ -24,6 +24,10 @@ pub struct Manifest {
     /// The Docker container that runs ComfyUI. Without it, only the workspace is managed (ComfyUI
     /// runs elsewhere, e.g. on the host) and no compose file is rendered.
     pub container: Option<Container>,
+    /// The Python environment ComfyUI and the nodes run in: resolved once for ComfyUI and every
+    /// node into `comfy.lock`, built by comfyprov inside the container's image. Without it the
+    /// interpreter named by `container.python` is the user's to provide.
+    pub python: Option<Python>,
     /// GPU access for the container.
     #[serde(default)]
     pub gpu: Gpu,
@@ -112,6 +116,66 @@ fn default_port() -> u16 {
 
 fn default_python() -> String {
     "venv/bin/python3".to_owned()
+}
+
+/// The Python environment, resolved with uv for the container's platform and built inside the
+/// container's image into the folder `container.python` lives in (e.g. `venv/`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Python {
+    /// Python version, `3.N`. The image's interpreter is used when it has this version;
+    /// otherwise uv installs a standalone CPython into the workspace.
+    #[serde(default = "default_python_version")]
+    pub version: String,
+    /// Platform the packages are resolved for, as uv's `--python-platform` (the container's,
+    /// not the host's), e.g. `x86_64-manylinux_2_28` or `aarch64-manylinux_2_28`.
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    /// torch, pinned and protected: a node that needs another torch is a conflict, never an
+    /// upgrade.
+    pub torch: Option<Torch>,
+    /// The package index (default: PyPI), e.g. a mirror.
+    pub index_url: Option<String>,
+    /// More indexes, searched before `index_url` (uv's first-index strategy: a package comes
+    /// from the first index that has it).
+    #[serde(default)]
+    pub extra_index_urls: Vec<String>,
+    /// Folders (relative to this manifest) or URLs of wheels, as pip's `--find-links`.
+    #[serde(default)]
+    pub find_links: Vec<String>,
+    /// No index at all: every package comes from `find_links` (a local wheelhouse for
+    /// air-gapped machines).
+    #[serde(default)]
+    pub offline: bool,
+    /// Extra requirements, in pip's syntax, e.g. `"onnxruntime==1.19.0"`.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Constraints, in pip's syntax, e.g. `"numpy<2"`: they limit versions without adding
+    /// packages.
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    /// Resolve as the index stood at this date (`YYYY-MM-DD`) or time (RFC 3339), as uv's
+    /// `--exclude-newer`: an old ComfyUI resolved with today's packages may not start.
+    pub exclude_newer: Option<String>,
+}
+
+fn default_python_version() -> String {
+    "3.12".to_owned()
+}
+
+fn default_platform() -> String {
+    "x86_64-manylinux_2_28".to_owned()
+}
+
+/// torch, pinned and protected, from its own wheel index.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Torch {
+    /// torch's version, e.g. `"2.5.1"` (matches local builds such as `2.5.1+cu124`).
+    pub version: String,
+    /// The wheel index of the build to use, e.g. `https://download.pytorch.org/whl/cu124`;
+    /// searched first.
+    pub index: Option<String>,
 }
 
 /// Docker restart policy.
@@ -231,7 +295,8 @@ pub struct Node {
     pub git: String,
     /// Commit (preferred: 7 to 40 hex digits), tag or branch.
     pub rev: String,
-    /// Install the node's `requirements.txt` with the container's Python.
+    /// Resolve the node's `requirements.txt` with ComfyUI's and every other node's into
+    /// `comfy.lock` (needs `[python]`).
     #[serde(default)]
     pub requirements: bool,
 }

@@ -22,7 +22,7 @@ pub const BCRYPT_MAX_PASSWORD: usize = 72;
 /// The lowest bcrypt cost accepted, for a ready hash as for `bcrypt_cost` (the schema's minimum).
 const MIN_BCRYPT_COST: u32 = 10;
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     lookup: &'a dyn super::Lookup,
     source: &'a Source,
     spans: &'a SpanMap,
@@ -30,7 +30,7 @@ struct Ctx<'a> {
     problems: Vec<Problem>,
 }
 
-fn key(k: &str) -> Seg {
+pub(super) fn key(k: &str) -> Seg {
     Seg::Key(k.to_owned())
 }
 
@@ -39,7 +39,7 @@ fn p(parts: &[Seg]) -> Path {
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, code: &'static str, at: &[Seg], message: String, label: &str, help: String) {
+    pub(super) fn err(&mut self, code: &'static str, at: &[Seg], message: String, label: &str, help: String) {
         let span = self.spans.value(at);
         self.problems.push(
             Problem::new(self.source, code, span, message)
@@ -48,7 +48,7 @@ impl Ctx<'_> {
         );
     }
 
-    fn err_key(
+    pub(super) fn err_key(
         &mut self,
         code: &'static str,
         at: &[Seg],
@@ -64,7 +64,7 @@ impl Ctx<'_> {
         );
     }
 
-    fn path(&self, shown: &str) -> ManifestPath {
+    pub(super) fn path(&self, shown: &str) -> ManifestPath {
         let path = if self.base == FsPath::new(".") {
             shown.into()
         } else {
@@ -108,6 +108,7 @@ pub fn validate(
     let workspace: Option<raw::Workspace> = section(&value, "workspace");
     let comfyui: Option<raw::ComfyUi> = section(&value, "comfyui");
     let container: Option<raw::Container> = section(&value, "container");
+    let python: Option<raw::Python> = section(&value, "python");
     let gpu: Option<raw::Gpu> = if value.get("gpu").is_some() {
         section(&value, "gpu")
     } else {
@@ -218,6 +219,22 @@ pub fn validate(
     let gpu = gpu.and_then(|g| gpu_spec(&mut cx, g));
     let container =
         container.and_then(|c| container_spec(&mut cx, c, auth.as_ref().map(|a| a.mode)));
+    let python = python.and_then(|py| {
+        super::python::python_spec(&mut cx, py, container.as_ref(), value.get("container").is_some())
+    });
+    if value.get("python").is_none() {
+        for (i, n) in node_values.iter().enumerate() {
+            if n.get("requirements").and_then(Value::as_bool) == Some(true) {
+                cx.err(
+                    "requirements_without_python",
+                    &[key("nodes"), Seg::Index(i), key("requirements")],
+                    "`requirements = true` needs `[python]`: comfyprov installs requirements only into the environment it builds".to_owned(),
+                    "no environment to resolve into",
+                    "add a `[python]` section (e.g. `[python]` with `version = \"3.12\"`), or remove `requirements`".to_owned(),
+                );
+            }
+        }
+    }
     // Every entry with a name declares it, even one that failed its other checks: its problems
     // are already reported, and "not declared" would be false.
     let declared: HashMap<String, usize> = node_values
@@ -281,11 +298,15 @@ pub fn validate(
         if value.get("comfyui").is_some() && comfyui.is_none() {
             return Err(problems);
         }
+        if value.get("python").is_some() && python.is_none() {
+            return Err(problems);
+        }
         return Ok(Desired {
             project,
             workspace,
             comfyui,
             container,
+            python,
             gpu,
             auth,
             nodes,

@@ -74,6 +74,19 @@ pub fn render(plan: &Plan, title: &str, color: bool) -> String {
                     out.push_str(&format!("      {}\n", paint(&line, style, color)));
                 }
             }
+            if let super::Action::SyncPython { changes, .. } = action {
+                for change in changes {
+                    let style = match change {
+                        crate::lock::PackageChange::Add { .. } => kind_style(Kind::Create),
+                        crate::lock::PackageChange::Remove { .. } => kind_style(Kind::Remove),
+                        crate::lock::PackageChange::Update { .. } => kind_style(Kind::Change),
+                    };
+                    out.push_str(&format!(
+                        "      {}\n",
+                        paint(&change.to_string(), style, color)
+                    ));
+                }
+            }
             if let super::Action::Blocked { blocker } = action {
                 out.push_str(&format!(
                     "    {} {}\n",

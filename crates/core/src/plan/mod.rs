@@ -15,10 +15,11 @@ pub use step::{
 };
 
 use crate::digest::sha256_hex;
+use crate::lock::{Lock, LockedGit};
 use crate::manifest::{AuthSpec, Desired, GitSource, LoginSpec, Rev, SecretSource, UnmanagedNodes};
 use crate::observed::{
-    Checkout, ContainerInfo, ContainerState, DirState, FileState, HashState, Liveness, Observed,
-    PasswordFile, PortState, Requirements, SecretState, in_workspace,
+    Checkout, ContainerInfo, ContainerState, DirState, EnvState, FileState, HashState, LockState,
+    Liveness, Observed, PasswordFile, PortState, SecretState,
 };
 use crate::render::Container;
 
@@ -29,6 +30,8 @@ pub struct Options {
     pub force: bool,
     /// Plan the workspace only: no container steps (the restart is left to the user).
     pub workspace_only: bool,
+    /// `--locked`: refuse a `comfy.lock` that no longer matches; never rewrite it.
+    pub locked: bool,
 }
 
 /// What `apply` would do, in order, and what is worth knowing besides.
@@ -102,6 +105,8 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
     if let AuthSpec::Login(login) = &desired.auth {
         plan_password(&mut plan, login, observed);
     }
+
+    plan_python(&mut plan, desired, observed, opts);
 
     let container = Container::new(desired);
     if let (Some(c), Some(container), Some(file)) =
@@ -189,7 +194,6 @@ fn plan_container(
     restart: &[Reason],
 ) -> bool {
     let name = container.name.clone();
-    let python = container.spec.python().to_owned();
     let guard = Guard {
         login: match &desired.auth {
             AuthSpec::Login(l) => Some(l.clone()),
@@ -270,14 +274,6 @@ fn plan_container(
         };
         plan.steps.push(Step { action, reasons });
     };
-    let fresh = matches!(
-        lifecycle,
-        Lifecycle::Step(
-            Action::CreateContainer { .. } | Action::RecreateContainer { .. },
-            _
-        )
-    );
-    let installs = requirement_steps(plan, desired, observed, fresh);
     // A start (or create) picks up the workspace; a running server must restart for it.
     let mut reasons = Vec::new();
     match lifecycle {
@@ -286,22 +282,6 @@ fn plan_container(
             reasons.extend(restart.iter().cloned());
             reasons.extend(pending);
         }
-    }
-    for (node, why) in &installs {
-        push(
-            plan,
-            Action::InstallRequirements {
-                node: node.clone(),
-                container: name.clone(),
-                python: python.clone(),
-            },
-            vec![why.clone()],
-        );
-    }
-    if !installs.is_empty() {
-        reasons.push(Reason::RequirementsInstalled {
-            nodes: installs.iter().map(|(n, _)| n.clone()).collect(),
-        });
     }
     if !reasons.is_empty() {
         push(plan, Action::RestartContainer { name, guard }, reasons);
@@ -376,48 +356,191 @@ fn lifecycle(
     Some(Lifecycle::Running(pending))
 }
 
-/// Nodes whose `requirements.txt` must be installed, and why: it is not installed (or changed),
-/// or the node itself changes in this plan (the executor then installs only a new content), or
-/// the container is new and its interpreter came with the image.
-fn requirement_steps(
-    plan: &Plan,
-    desired: &Desired,
-    observed: &Observed,
-    fresh_container: bool,
-) -> Vec<(String, Reason)> {
-    let image_python = desired
-        .container
-        .as_ref()
-        .is_some_and(|c| !in_workspace(&c.python));
-    desired
+/// The Python environment: `comfy.lock` (re)resolved when it is missing or no longer matches
+/// its inputs, or when a checkout in this plan changes one; then the environment synced to it
+/// when it differs (or when the lock is rewritten, to the new lock). With `--locked` a lock that
+/// does not match is refused, never rewritten.
+fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &Options) {
+    let (Some(spec), Some(obs), Some(c)) = (&desired.python, &observed.python, &desired.container)
+    else {
+        return;
+    };
+    let file = spec.lock_file.shown.clone();
+    let requirement_nodes: Vec<&str> = desired
         .nodes
         .iter()
         .filter(|n| n.requirements)
-        .filter_map(|n| {
-            let node = n.name.clone();
-            let changes = plan
-                .steps
-                .iter()
-                .any(|s| s.action.needs_restart() && s.action.node_dir() == Some(n.name.as_str()));
-            let why = if changes {
-                Reason::NodeChanges { node }
-            } else {
-                match observed.requirements.get(&n.name) {
-                    Some(Requirements::Pending { changed: true }) => {
-                        Reason::RequirementsChanged { node }
-                    }
-                    Some(Requirements::Pending { changed: false }) => {
-                        Reason::RequirementsNotInstalled { node }
-                    }
-                    Some(Requirements::Installed) if fresh_container && image_python => {
-                        Reason::ImagePython { node }
-                    }
-                    _ => return None,
-                }
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut changing: Vec<Target> = Vec::new();
+    for s in plan.steps.iter().filter(|s| s.action.needs_restart()) {
+        let target = match s.action.phase() {
+            Phase::ComfyUi => Target::ComfyUi,
+            Phase::Node(n) if requirement_nodes.contains(&n) => Target::Node(n.to_owned()),
+            _ => continue,
+        };
+        if !changing.contains(&target) {
+            changing.push(target);
+        }
+    }
+    let pins = git_pins(desired);
+    let mut stale = Vec::new();
+    let lock: Option<&Lock> = match &obs.lock {
+        LockState::Missing => {
+            stale.push(Reason::LockMissing { file: file.clone() });
+            None
+        }
+        LockState::Unreadable { error } => {
+            stale.push(Reason::LockUnreadable {
+                file: file.clone(),
+                error: error.clone(),
+            });
+            None
+        }
+        LockState::Present(lock) => {
+            let differences = lock.resolved_from.differences(&obs.inputs);
+            if !differences.is_empty() {
+                stale.push(Reason::LockStale {
+                    file: file.clone(),
+                    differences,
+                });
+            }
+            let differences = git_differences(&lock.git, &pins);
+            if !differences.is_empty() {
+                stale.push(Reason::LockGitDiffers {
+                    file: file.clone(),
+                    differences,
+                });
+            }
+            Some(lock)
+        }
+    };
+    let relock = !stale.is_empty();
+    if opts.locked && relock {
+        plan.push(
+            Action::Blocked {
+                blocker: Blocker::LockStale {
+                    file: file.clone(),
+                    why: display::joined(&stale),
+                },
+            },
+            stale.swap_remove(0),
+        );
+        return;
+    }
+    let mut reasons = stale;
+    reasons.extend(changing.into_iter().map(|target| Reason::InputsChange { target }));
+    if !reasons.is_empty() {
+        let files = std::iter::once("requirements.txt".to_owned())
+            .chain(
+                requirement_nodes
+                    .iter()
+                    .map(|n| format!("custom_nodes/{n}/requirements.txt")),
+            )
+            .collect();
+        plan.steps.push(Step {
+            action: Action::LockPython {
+                spec: Box::new(spec.clone()),
+                files,
+                git: pins.iter().map(|p| (p.name.clone(), p.rev.clone())).collect(),
+                locked: opts.locked,
+            },
+            reasons,
+        });
+    }
+    let env = spec.env.clone();
+    let (create, why) = match &obs.env {
+        EnvState::Missing => (true, Some(Reason::EnvMissing { env: env.clone() })),
+        EnvState::Unreadable { error } => {
+            plan.push(
+                Action::Blocked {
+                    blocker: Blocker::PythonUnobservable {
+                        what: format!("the environment {env}/"),
+                        error: error.clone(),
+                    },
+                },
+                Reason::Uninspectable {
+                    error: error.clone(),
+                },
+            );
+            return;
+        }
+        EnvState::Present { python, .. }
+            if !python
+                .as_deref()
+                .is_some_and(|v| v.strip_prefix(spec.version.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('.'))) =>
+        {
+            (
+                true,
+                Some(Reason::EnvOtherPython {
+                    env: env.clone(),
+                    found: python.clone(),
+                    want: spec.version.clone(),
+                }),
+            )
+        }
+        EnvState::Present { .. } => (false, None),
+    };
+    let sync = |packages, changes| Action::SyncPython {
+        spec: Box::new(spec.clone()),
+        image: c.image.clone(),
+        create,
+        packages,
+        changes,
+    };
+    match lock {
+        Some(lock) if !relock => {
+            let changes = match &obs.env {
+                EnvState::Present { packages, .. } if !create => crate::lock::changes(packages, lock),
+                _ => Vec::new(),
             };
-            Some((n.name.clone(), why))
+            let why = why.or_else(|| {
+                (!changes.is_empty()).then(|| Reason::EnvDiffers {
+                    env: env.clone(),
+                    count: changes.len(),
+                })
+            });
+            if let Some(why) = why {
+                plan.push(sync(Some(lock.packages.clone()), changes), why);
+            }
+        }
+        _ => plan.push(
+            sync(None, Vec::new()),
+            why.unwrap_or(Reason::LockRewritten { file }),
+        ),
+    }
+}
+
+/// The git pins a lock records: ComfyUI's (when provisioned) and every node's.
+fn git_pins(desired: &Desired) -> Vec<LockedGit> {
+    let comfyui = desired.comfyui.iter().map(|s| ("ComfyUI", s));
+    let nodes = desired.nodes.iter().map(|n| (n.name.as_str(), &n.source));
+    comfyui
+        .chain(nodes)
+        .map(|(name, s)| LockedGit {
+            name: name.to_owned(),
+            rev: s.rev.as_str().to_owned(),
+            commit: String::new(),
         })
         .collect()
+}
+
+/// How the lock's git pins differ from the manifest's (commits aside).
+fn git_differences(locked: &[LockedGit], pins: &[LockedGit]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in pins {
+        match locked.iter().find(|l| l.name == p.name) {
+            None => out.push(format!("{} is not in the lock", p.name)),
+            Some(l) if l.rev != p.rev => {
+                out.push(format!("{} {} → {}", p.name, l.rev, p.rev));
+            }
+            Some(_) => {}
+        }
+    }
+    for l in locked.iter().filter(|l| !pins.iter().any(|p| p.name == l.name)) {
+        out.push(format!("{} is no longer declared", l.name));
+    }
+    out
 }
 
 /// In login mode, whether the server must not be started: `login/PASSWORD` will not verify the

@@ -7,7 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{LoginSpec, ManifestPath, Rev, SecretSource};
+use crate::lock::{Package, PackageChange};
+use crate::manifest::{LoginSpec, ManifestPath, PythonSpec, Rev, SecretSource};
 use crate::render::Container;
 
 /// What a git step acts on.
@@ -139,12 +140,29 @@ pub enum Action {
     },
     /// Restart the running container, once, last, with every reason.
     RestartContainer { name: String, guard: Guard },
-    /// `<python> -m pip install -r custom_nodes/<node>/requirements.txt` in the running
-    /// container, recorded per node; before the restart.
-    InstallRequirements {
-        node: String,
-        container: String,
-        python: String,
+    /// Resolve ComfyUI's and the nodes' requirements (read when the step runs: a checkout
+    /// before it may change them) with torch and the extras, for the container's Python and
+    /// platform, into `comfy.lock`. With `locked`, only check that the lock still matches.
+    LockPython {
+        spec: Box<PythonSpec>,
+        /// Requirements files relative to `ComfyUI/`, in resolution order (missing ones are
+        /// skipped).
+        files: Vec<String>,
+        /// The git pins recorded with their commits: `(name, rev)`.
+        git: Vec<(String, String)>,
+        locked: bool,
+    },
+    /// Build the environment in a one-off container from `image` (created first when `create`),
+    /// then sync it exactly to the lock's packages (extras removed).
+    SyncPython {
+        spec: Box<PythonSpec>,
+        image: String,
+        /// No environment, or one made with another Python: make it afresh.
+        create: bool,
+        /// The packages to install: the lock's; `None` when the lock step before it writes them.
+        packages: Option<Vec<Package>>,
+        /// What changes in the environment, as observed (empty when `packages` is `None`).
+        changes: Vec<PackageChange>,
     },
 }
 
@@ -176,6 +194,8 @@ pub enum Phase<'a> {
     ComfyUi,
     Node(&'a str),
     Password,
+    /// The lock, then the environment: after every checkout (they change what is resolved).
+    Python,
     Compose,
     Container,
 }
@@ -239,7 +259,7 @@ impl Action {
             | Action::WritePassword { exists: false, .. }
             | Action::RenderCompose { exists: false, .. }
             | Action::CreateContainer { .. }
-            | Action::InstallRequirements { .. } => Kind::Create,
+            | Action::LockPython { .. } => Kind::Create,
             Action::Checkout { .. }
             | Action::Replace { .. }
             | Action::WritePassword { .. }
@@ -248,7 +268,8 @@ impl Action {
             | Action::RenderCompose { .. }
             | Action::StartContainer { .. }
             | Action::RecreateContainer { .. }
-            | Action::RestartContainer { .. } => Kind::Change,
+            | Action::RestartContainer { .. }
+            | Action::SyncPython { .. } => Kind::Change,
             Action::Disable { .. } | Action::RemoveLegacyPassword => Kind::Remove,
             Action::Refuse { .. } | Action::Blocked { .. } => Kind::Refuse,
         }
@@ -330,8 +351,33 @@ impl Action {
                 container.name
             ),
             Action::RestartContainer { name, .. } => format!("restart container {name}"),
-            Action::InstallRequirements { node, .. } => {
-                format!("install {node}/requirements.txt in the container")
+            Action::LockPython {
+                spec, locked: true, ..
+            } => format!("check {} against the new checkouts (--locked)", spec.lock_file.shown),
+            Action::LockPython { spec, .. } => format!(
+                "resolve the Python requirements into {}",
+                spec.lock_file.shown
+            ),
+            Action::SyncPython {
+                spec,
+                create,
+                packages,
+                changes,
+                ..
+            } => {
+                let what = match (create, packages) {
+                    (true, _) => format!("create the Python {} environment {}/ and sync it", spec.version, spec.env),
+                    (false, _) => format!("sync the Python environment {}/", spec.env),
+                };
+                match packages {
+                    None => format!("{what} to the new {}", spec.lock_file.shown),
+                    Some(p) if *create => format!("{what} ({} packages)", p.len()),
+                    Some(_) => format!(
+                        "{what} ({} change{})",
+                        changes.len(),
+                        plural(changes.len())
+                    ),
+                }
             }
         }
     }
@@ -355,8 +401,8 @@ impl Action {
             Action::CreateContainer { .. }
             | Action::StartContainer { .. }
             | Action::RecreateContainer { .. }
-            | Action::RestartContainer { .. }
-            | Action::InstallRequirements { .. } => Phase::Container,
+            | Action::RestartContainer { .. } => Phase::Container,
+            Action::LockPython { .. } | Action::SyncPython { .. } => Phase::Python,
             Action::Blocked { blocker } => match blocker {
                 Blocker::ComfyUiNotInstalled => Phase::ComfyUi,
                 Blocker::Uninspectable { target } => target.phase(),
@@ -364,6 +410,7 @@ impl Action {
                 | Blocker::SecretUnusable { .. }
                 | Blocker::PasswordUnreadable => Phase::Password,
                 Blocker::Linked { .. } => Phase::Compose,
+                Blocker::LockStale { .. } | Blocker::PythonUnobservable { .. } => Phase::Python,
                 Blocker::ForeignContainer { .. }
                 | Blocker::PasswordInvalid { .. }
                 | Blocker::PortTaken { .. } => Phase::Container,
@@ -401,7 +448,8 @@ impl Action {
             | Action::RenderCompose { .. }
             | Action::Blocked { .. }
             | Action::RestartContainer { .. }
-            | Action::InstallRequirements { .. } => false,
+            | Action::LockPython { .. }
+            | Action::SyncPython { .. } => false,
         }
     }
 
@@ -424,7 +472,8 @@ impl Action {
             | Action::StartContainer { .. }
             | Action::RecreateContainer { .. }
             | Action::RestartContainer { .. }
-            | Action::InstallRequirements { .. } => false,
+            | Action::LockPython { .. }
+            | Action::SyncPython { .. } => false,
         }
     }
 
@@ -435,7 +484,8 @@ impl Action {
             | Action::Enable { .. }
             | Action::Checkout { .. }
             | Action::Replace { .. }
-            | Action::Disable { .. } => true,
+            | Action::Disable { .. }
+            | Action::SyncPython { .. } => true,
             Action::WritePassword { new_hash, .. } => *new_hash,
             Action::CreateWorkspace { .. }
             | Action::Refuse { .. }
@@ -449,7 +499,7 @@ impl Action {
             | Action::StartContainer { .. }
             | Action::RecreateContainer { .. }
             | Action::RestartContainer { .. }
-            | Action::InstallRequirements { .. } => false,
+            | Action::LockPython { .. } => false,
         }
     }
 }
@@ -609,21 +659,42 @@ pub enum Reason {
     ChangedBy {
         action: Box<Action>,
     },
-    RequirementsInstalled {
-        nodes: Vec<String>,
+    LockMissing {
+        file: String,
     },
-    NodeChanges {
-        node: String,
+    LockUnreadable {
+        file: String,
+        error: String,
     },
-    RequirementsChanged {
-        node: String,
+    /// What the lock was resolved from differs from today's inputs.
+    LockStale {
+        file: String,
+        differences: Vec<String>,
     },
-    RequirementsNotInstalled {
-        node: String,
+    /// The lock's git pins are not the manifest's.
+    LockGitDiffers {
+        file: String,
+        differences: Vec<String>,
     },
-    /// A new container whose interpreter comes from the image lacks the node's packages.
-    ImagePython {
-        node: String,
+    /// A checkout in this plan changes a requirements file the lock is made from.
+    InputsChange {
+        target: Target,
+    },
+    EnvMissing {
+        env: String,
+    },
+    EnvOtherPython {
+        env: String,
+        found: Option<String>,
+        want: String,
+    },
+    EnvDiffers {
+        env: String,
+        count: usize,
+    },
+    /// The lock step before it writes a new lock.
+    LockRewritten {
+        file: String,
     },
     Missing {
         target: Target,
@@ -760,24 +831,37 @@ impl fmt::Display for Reason {
                 started_at.as_deref().unwrap_or("?")
             ),
             Reason::ChangedBy { action } => f.write_str(&action.describe()),
-            Reason::RequirementsInstalled { nodes } => write!(
+            Reason::LockMissing { file } => write!(f, "{file} does not exist"),
+            Reason::LockUnreadable { file, error } => write!(f, "{file} cannot be used: {error}"),
+            Reason::LockStale { file, differences } => write!(
                 f,
-                "requirements installed for {}: ComfyUI imports nodes only at start",
-                nodes.join(", ")
+                "{file} was resolved from other inputs: {}",
+                differences.join("; ")
             ),
-            Reason::NodeChanges { node } => {
-                write!(f, "custom_nodes/{node} changes in this apply")
-            }
-            Reason::RequirementsChanged { node } => {
-                write!(f, "{node}/requirements.txt changed since it was installed")
-            }
-            Reason::RequirementsNotInstalled { node } => {
-                write!(f, "{node}/requirements.txt is not installed")
-            }
-            Reason::ImagePython { node } => write!(
+            Reason::LockGitDiffers { file, differences } => write!(
                 f,
-                "the new container's interpreter comes from the image, without {node}'s requirements"
+                "{file} records other git pins: {}",
+                differences.join("; ")
             ),
+            Reason::InputsChange { target } => write!(
+                f,
+                "{} changes in this apply; the lock is checked against its requirements afterwards",
+                target.shown()
+            ),
+            Reason::EnvMissing { env } => write!(f, "{env}/ has no environment (no pyvenv.cfg)"),
+            Reason::EnvOtherPython { env, found, want } => write!(
+                f,
+                "{env}/ was made with Python {}, the manifest says {want}",
+                found.as_deref().unwrap_or("(unknown)")
+            ),
+            Reason::EnvDiffers { env, count } => write!(
+                f,
+                "{env}/ differs from the lock in {count} package{}",
+                plural(*count)
+            ),
+            Reason::LockRewritten { file } => {
+                write!(f, "{file} is resolved again by the step before")
+            }
             Reason::Missing { target } => write!(f, "{} is missing", target.shown()),
             Reason::DisabledTwin { target, from } => write!(
                 f,
@@ -929,6 +1013,16 @@ pub enum Blocker {
     PasswordInvalid {
         action: Box<Action>,
     },
+    /// `--locked`, and the lock does not match the manifest and the requirements.
+    LockStale {
+        file: String,
+        why: String,
+    },
+    /// The lock or the environment could not be read: nothing can be compared.
+    PythonUnobservable {
+        what: String,
+        error: String,
+    },
 }
 
 impl Blocker {
@@ -954,6 +1048,10 @@ impl Blocker {
             } => format!("{} ({listen}:{port} is taken)", action.describe()),
             Blocker::PasswordInvalid { action } => {
                 format!("{} (login/PASSWORD would not be valid)", action.describe())
+            }
+            Blocker::LockStale { file, .. } => format!("{file} is not current (--locked)"),
+            Blocker::PythonUnobservable { what, error } => {
+                format!("{what} cannot be read: {error}")
             }
         }
     }
@@ -983,6 +1081,13 @@ impl Blocker {
                 "{holder} holds port {port}: stop it, or choose another `container.port`; the running server is left as it is"
             ),
             Blocker::PasswordInvalid { .. } => "make login/PASSWORD valid first (see the blocked password step): without it ComfyUI-Login accepts an empty token".to_owned(),
+            Blocker::LockStale { file, .. } => format!(
+                "run `comfyprov lock` and commit {file}, or run without --locked to let apply rewrite it"
+            ),
+            Blocker::PythonUnobservable { .. } => {
+                "check its owner and permissions; move it aside to have apply make it afresh"
+                    .to_owned()
+            }
         }
     }
 
@@ -997,7 +1102,9 @@ impl Blocker {
             | Blocker::ForeignContainer { .. }
             | Blocker::Linked { .. }
             | Blocker::PortTaken { .. }
-            | Blocker::PasswordInvalid { .. } => false,
+            | Blocker::PasswordInvalid { .. }
+            | Blocker::LockStale { .. }
+            | Blocker::PythonUnobservable { .. } => false,
         }
     }
 }
