@@ -7,7 +7,7 @@
 //! runs one executor per step kind; `verify` probes the server; `ops` strings them together; the
 //! CLI parses arguments and prints.
 
-pub use comfyprov_core::{digest, observed, plan, render, report, secret};
+pub use comfyprov_core::{digest, lock, observed, plan, render, report, secret};
 
 pub mod apply;
 pub mod cli;
@@ -16,4 +16,5 @@ pub mod fsutil;
 pub mod manifest;
 pub mod observe;
 pub mod ops;
+pub mod uv;
 pub mod verify;

@@ -368,3 +368,46 @@ pub fn init(
     }
     Ok(Inited { done })
 }
+
+/// Why `comfyprov lock` wrote nothing.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LockError {
+    #[error("the manifest has no [python]: there is nothing to lock")]
+    #[diagnostic(help("add a `[python]` section (see `comfyprov init` or the README)"))]
+    NoPython,
+    #[error("`{}` is not there: the requirements to lock come from the checkouts", path.display())]
+    #[diagnostic(help("run `comfyprov apply --workspace-only` first: it clones ComfyUI and the nodes"))]
+    NoCheckout { path: std::path::PathBuf },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] crate::apply::lock::LockError),
+    #[error("resolving failed: {0}")]
+    #[diagnostic(transparent)]
+    Step(#[from] crate::apply::StepError),
+}
+
+/// `comfyprov lock`: the lock step alone, on the checkouts as they are.
+pub fn lock(desired: &Desired) -> Result<crate::report::Outcome, LockError> {
+    let Some(spec) = &desired.python else {
+        return Err(LockError::NoPython);
+    };
+    let comfy = desired.workspace.path.join("ComfyUI");
+    if !comfy.is_dir() {
+        return Err(LockError::NoCheckout { path: comfy });
+    }
+    let _held = crate::apply::lock::acquire(
+        &desired.workspace.path,
+        std::time::Duration::from_secs(10),
+        |_| {},
+    )?;
+    let reporter = crate::report::Silent;
+    let env = crate::apply::Env {
+        workspace: desired.workspace.path.clone(),
+        seen_password: String::new(),
+        reporter: &reporter,
+        now: std::time::SystemTime::now(),
+    };
+    let files = crate::observe::python::input_paths(desired);
+    let git = comfyprov_core::plan::pin_targets(desired);
+    Ok(crate::apply::lock_python(&env, spec, &files, &git)?)
+}

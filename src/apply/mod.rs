@@ -15,7 +15,7 @@ mod fetch;
 mod git;
 pub mod lock;
 mod password;
-mod requirements;
+mod python;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -204,6 +204,7 @@ pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
     let mut comfyui = Vec::new();
     let mut groups: Vec<(&str, Vec<StepId>)> = Vec::new();
     let mut password = Vec::new();
+    let mut python = Vec::new();
     let mut compose = Vec::new();
     let mut container = Vec::new();
     for (id, step) in plan.steps.iter().enumerate() {
@@ -215,6 +216,7 @@ pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
                 None => groups.push((dir, vec![id])),
             },
             Phase::Password => password.push(id),
+            Phase::Python => python.push(id),
             Phase::Compose => compose.push(id),
             Phase::Container => container.push(id),
         }
@@ -270,14 +272,31 @@ pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
             stop = Some("the password step before it failed".to_owned());
         }
     }
+    // The lock, then the sync to it. A failure (a conflict, an index out of reach) leaves
+    // the server as it is: no container step runs on an environment that is not the lock's.
+    let mut stop: Option<String> = why_not.map(str::to_owned);
+    for &id in &python {
+        run_one(id, stop.as_deref());
+        if stop.is_none() && failed(id) {
+            stop = Some(format!("`{}` failed", plan.steps[id].action.describe()));
+        }
+    }
+    let python_failed = python.iter().any(|&i| failed(i));
     for &id in &compose {
         run_one(id, None);
     }
     // The container steps check PASSWORD themselves before starting anything; those after a
     // failed create, start or recreate have no server to act on.
-    let mut no_server: Option<String> = None;
+    let mut no_server: Option<String> = python_failed
+        .then(|| "the Python environment is not in sync with comfy.lock (see above)".to_owned());
     for &id in &container {
         let action = &plan.steps[id].action;
+        if let Action::RestartContainer { .. } = action
+            && let Some(why) = nothing_changed(plan, id, &outcomes)
+        {
+            record(id, Outcome::AlreadyDone { why });
+            continue;
+        }
         run_one(id, no_server.as_deref());
         if action.starts_server() && failed(id) {
             no_server = Some(format!("`{}` failed", action.describe()));
@@ -296,6 +315,40 @@ pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
         })
         .collect();
     Report { results }
+}
+
+/// The lock step on its own, for `comfyprov lock`.
+pub fn lock_python(
+    env: &Env,
+    spec: &crate::manifest::PythonSpec,
+    files: &[String],
+    git: &[(Target, String)],
+) -> Exec {
+    python::lock(env, spec, files, git, false)
+}
+
+/// A restart is for what the steps it names changed; when each of them found its work already
+/// done (a sync with nothing to install), the server has nothing new to pick up.
+fn nothing_changed(
+    plan: &Plan,
+    restart: StepId,
+    outcomes: &[Mutex<Option<Outcome>>],
+) -> Option<String> {
+    let mut causes = Vec::new();
+    for reason in &plan.steps[restart].reasons {
+        let crate::plan::Reason::ChangedBy { action } = reason else {
+            return None;
+        };
+        let id = plan.steps.iter().position(|s| &s.action == action.as_ref())?;
+        causes.push(id);
+    }
+    let all_done = !causes.is_empty()
+        && causes.iter().all(|&id| {
+            outcomes[id]
+                .lock()
+                .is_ok_and(|o| matches!(*o, Some(Outcome::AlreadyDone { .. })))
+        });
+    all_done.then(|| "every step it was for found nothing to change".to_owned())
 }
 
 /// The one place that maps a step kind to its executor. Each executor gets the step's own
@@ -342,10 +395,17 @@ fn execute(env: &Env, id: StepId, step: &Step) -> Exec {
             container, guard, ..
         } => container::recreate(env, id, container, guard),
         Action::RestartContainer { name, guard } => container::restart(env, name, guard),
-        Action::InstallRequirements {
-            node,
-            container,
-            python,
-        } => requirements::install(env, node, container, python),
+        Action::LockPython {
+            spec,
+            files,
+            git,
+            locked,
+        } => python::lock(env, spec, files, git, *locked),
+        Action::SyncPython {
+            spec,
+            image,
+            packages,
+            ..
+        } => python::sync(env, spec, image, packages.as_deref()),
     }
 }

@@ -30,6 +30,10 @@ pub struct ApplyArgs {
     /// Converge the workspace only; leave the container as it is (and restart it yourself).
     #[arg(long, conflicts_with = "plan_file")]
     pub workspace_only: bool,
+    /// Refuse a comfy.lock that no longer matches the manifest and the requirements; never
+    /// rewrite it (for CI and production: deploy exactly what was committed).
+    #[arg(long, conflicts_with = "plan_file")]
+    pub locked: bool,
     /// Seconds to wait for another apply on the same workspace before giving up.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub lock_timeout: Duration,
@@ -75,6 +79,7 @@ struct Saved {
     doc: serde_json::Value,
     force: bool,
     workspace_only: bool,
+    locked: bool,
 }
 
 fn read_saved(path: &Path, manifest_sha256: &str) -> Result<Saved, SavedPlanError> {
@@ -109,11 +114,13 @@ fn read_saved(path: &Path, manifest_sha256: &str) -> Result<Saved, SavedPlanErro
     }
     let force = doc["force"].as_bool().unwrap_or(false);
     let workspace_only = doc["workspace_only"].as_bool().unwrap_or(false);
+    let locked = doc["locked"].as_bool().unwrap_or(false);
     Ok(Saved {
         path: shown,
         doc,
         force,
         workspace_only,
+        locked,
     })
 }
 
@@ -129,6 +136,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
         workspace_only: saved
             .as_ref()
             .map_or(args.workspace_only, |s| s.workspace_only),
+        locked: saved.as_ref().map_or(args.locked, |s| s.locked),
     };
 
     let lock = lock::acquire(&desired.workspace.path, args.lock_timeout, |holder| {

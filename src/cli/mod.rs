@@ -66,6 +66,10 @@ pub enum Command {
     /// Make the workspace match the manifest: clone, check out, disable, write the password and
     /// the compose file. Shows the plan first; asks on a terminal unless --yes.
     Apply(apply::ApplyArgs),
+    /// Resolve ComfyUI's and the nodes' Python requirements into comfy.lock (nothing is
+    /// installed). Rewrites nothing when the lock already matches. Needs the checkouts
+    /// (`comfyprov apply --workspace-only` makes them) and uv.
+    Lock,
     /// Print the compose file the manifest renders.
     Render,
     /// Probe the running server: auth with and without the token, the empty token, the live
@@ -153,6 +157,7 @@ pub fn main() -> u8 {
         Command::Schema => simple::schema(),
         Command::Plan(args) => plan::run(&cli, &ui, args),
         Command::Apply(args) => apply::run(&cli, &ui, args),
+        Command::Lock => simple::lock(&cli, &ui),
         Command::Render => simple::render(&cli),
         Command::Token => simple::token(&cli),
         Command::Verify(args) => verify::run(&cli, &ui, args),

@@ -27,6 +27,10 @@ pub struct PlanArgs {
     /// Plan the workspace only: no container steps.
     #[arg(long)]
     pub workspace_only: bool,
+    /// Refuse a comfy.lock that no longer matches the manifest and the requirements, instead
+    /// of planning to resolve it again (as `cargo --locked`).
+    #[arg(long)]
+    pub locked: bool,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
@@ -41,6 +45,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
         &Options {
             force: args.force,
             workspace_only: args.workspace_only,
+            locked: args.locked,
         },
     );
     ui.detail(&format!(
@@ -67,6 +72,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
         doc["manifest_sha256"] = manifest_sha256.into();
         doc["force"] = args.force.into();
         doc["workspace_only"] = args.workspace_only.into();
+        doc["locked"] = args.locked.into();
         let text = serde_json::to_vec_pretty(&doc).into_diagnostic()?;
         crate::fsutil::write_atomic(out, &text, 0o600)
             .into_diagnostic()

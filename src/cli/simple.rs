@@ -47,6 +47,22 @@ pub fn render(cli: &Cli) -> miette::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// `comfyprov lock`: resolve into comfy.lock, under apply's workspace lock.
+pub fn lock(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
+    let d = load(cli)?;
+    let outcome = crate::ops::lock(&d)?;
+    ui.info(&match outcome {
+        crate::report::Outcome::Done { detail } => format!(
+            "wrote {}: {}",
+            d.python.as_ref().map_or("comfy.lock", |p| p.lock_file.shown.as_str()),
+            detail.unwrap_or_default()
+        ),
+        crate::report::Outcome::AlreadyDone { why } => format!("{why}: nothing rewritten"),
+        other => format!("{other:?}"),
+    });
+    Ok(EXIT_OK)
+}
+
 /// `comfyprov token`: the API bearer token (line 1 of `login/PASSWORD`), and only when it
 /// matches the secret, so a client is never handed a token the server will reject after its next
 /// restart. The only command that prints a secret.

@@ -4,7 +4,7 @@
 
 pub mod container;
 pub mod login;
-pub mod requirements;
+pub mod python;
 pub mod workspace;
 
 pub use comfyprov_core::digest::{hex, sha256_hex};
@@ -32,11 +32,6 @@ pub fn observe(desired: &Desired) -> Observed {
                 PortState::Free,
             ));
         }
-        let id = match &observed.container {
-            ContainerState::Present(info) => Some(info.id.as_str()),
-            _ => None,
-        };
-        observed.requirements = requirements::observe(desired, id);
         observed
     })
 }
@@ -65,7 +60,7 @@ fn observe_workspace(desired: &Desired) -> Observed {
         compose,
         container: ContainerState::NotManaged,
         inputs_changed_ns,
-        requirements: std::collections::BTreeMap::new(),
+        python: python::observe(desired),
         port: PortState::Free,
     }
 }

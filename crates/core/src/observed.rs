@@ -284,8 +284,6 @@ pub struct PythonObserved {
     pub lock: LockState,
     /// The resolution's inputs as they are on disk now.
     pub inputs: Inputs,
-    /// The commit each git checkout (ComfyUI, the nodes) is at, by name.
-    pub commits: BTreeMap<String, String>,
     /// The environment folder, read from the host.
     pub env: EnvState,
 }

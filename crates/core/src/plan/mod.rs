@@ -442,7 +442,7 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
             action: Action::LockPython {
                 spec: Box::new(spec.clone()),
                 files,
-                git: pins.iter().map(|p| (p.name.clone(), p.rev.clone())).collect(),
+                git: pin_targets(desired),
                 locked: opts.locked,
             },
             reasons,
@@ -523,6 +523,19 @@ fn git_pins(desired: &Desired) -> Vec<LockedGit> {
             commit: String::new(),
         })
         .collect()
+}
+
+/// The checkouts whose commits a lock records, with their revs.
+pub fn pin_targets(desired: &Desired) -> Vec<(Target, String)> {
+    let comfyui = desired
+        .comfyui
+        .iter()
+        .map(|s| (Target::ComfyUi, s.rev.as_str().to_owned()));
+    let nodes = desired
+        .nodes
+        .iter()
+        .map(|n| (Target::Node(n.name.clone()), n.source.rev.as_str().to_owned()));
+    comfyui.chain(nodes).collect()
 }
 
 /// How the lock's git pins differ from the manifest's (commits aside).

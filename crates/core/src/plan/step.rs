@@ -148,8 +148,8 @@ pub enum Action {
         /// Requirements files relative to `ComfyUI/`, in resolution order (missing ones are
         /// skipped).
         files: Vec<String>,
-        /// The git pins recorded with their commits: `(name, rev)`.
-        git: Vec<(String, String)>,
+        /// The git pins recorded with their commits.
+        git: Vec<(Target, String)>,
         locked: bool,
     },
     /// Build the environment in a one-off container from `image` (created first when `create`),
