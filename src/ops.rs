@@ -376,7 +376,9 @@ pub enum LockError {
     #[diagnostic(help("add a `[python]` section (see `comfyprov init` or the README)"))]
     NoPython,
     #[error("`{}` is not there: the requirements to lock come from the checkouts", path.display())]
-    #[diagnostic(help("run `comfyprov apply --workspace-only` first: it clones ComfyUI and the nodes"))]
+    #[diagnostic(help(
+        "run `comfyprov apply --workspace-only` first: it clones ComfyUI and the nodes"
+    ))]
     NoCheckout { path: std::path::PathBuf },
     #[error(transparent)]
     #[diagnostic(transparent)]

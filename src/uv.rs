@@ -52,12 +52,21 @@ pub fn find() -> Result<Uv, StepError> {
         StepError::new(format!("cannot run `{} --version`: {e}", path.display()))
             .help(install_help())
     })?;
-    let version = out.stdout.split_whitespace().nth(1).unwrap_or("").to_owned();
+    let version = out
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_owned();
     if version != UV_VERSION {
         return Err(StepError::new(format!(
             "{} is uv {}, comfyprov needs uv {UV_VERSION} (a lock made by another uv may differ)",
             path.display(),
-            if version.is_empty() { "of an unknown version" } else { &version }
+            if version.is_empty() {
+                "of an unknown version"
+            } else {
+                &version
+            }
         ))
         .help(install_help()));
     }

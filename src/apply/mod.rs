@@ -339,7 +339,10 @@ fn nothing_changed(
         let crate::plan::Reason::ChangedBy { action } = reason else {
             return None;
         };
-        let id = plan.steps.iter().position(|s| &s.action == action.as_ref())?;
+        let id = plan
+            .steps
+            .iter()
+            .position(|s| &s.action == action.as_ref())?;
         causes.push(id);
     }
     let all_done = !causes.is_empty()

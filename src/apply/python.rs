@@ -27,8 +27,8 @@ use comfyprov_core::observed::{EnvState, LockState};
 use super::container::{api, block_on, docker};
 use super::{Env, Exec, StepError};
 use crate::manifest::{FindLinks, PythonSpec};
-use crate::plan::Target;
 use crate::observe::python::{env_state, input_files, lock_state};
+use crate::plan::Target;
 use crate::render::CONTAINER_ROOT;
 use crate::report::Outcome;
 use crate::uv::{self, Uv};
@@ -109,7 +109,11 @@ pub(super) fn lock(
         detail: Some(format!(
             "{} packages{torch}{}",
             lock.packages.len(),
-            if wrote { "" } else { " (the file already held them)" }
+            if wrote {
+                ""
+            } else {
+                " (the file already held them)"
+            }
         )),
     })
 }
@@ -120,7 +124,13 @@ fn pins_now(env: &Env, git: &[(Target, String)]) -> Vec<LockedGit> {
         .map(|(target, rev)| {
             let commit = crate::observe::workspace::open_repo(&env.path_of(target))
                 .ok()
-                .and_then(|r| r.head().ok()?.peel_to_commit().ok().map(|c| c.id().to_string()))
+                .and_then(|r| {
+                    r.head()
+                        .ok()?
+                        .peel_to_commit()
+                        .ok()
+                        .map(|c| c.id().to_string())
+                })
                 .unwrap_or_default();
             LockedGit {
                 name: target.name().to_owned(),
@@ -134,7 +144,13 @@ fn pins_now(env: &Env, git: &[(Target, String)]) -> Vec<LockedGit> {
 fn git_change(before: &[LockedGit], now: &[LockedGit]) -> String {
     now.iter()
         .filter(|p| !before.contains(p))
-        .map(|p| format!("{} is at {}", p.name, comfyprov_core::plan::short(&p.commit)))
+        .map(|p| {
+            format!(
+                "{} is at {}",
+                p.name,
+                comfyprov_core::plan::short(&p.commit)
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -151,8 +167,19 @@ fn write_lock(spec: &PythonSpec, lock: &Lock) -> Result<bool, StepError> {
     Ok(true)
 }
 
-/// The index options, for the host (`local` paths as they are) or the sync container (find-links
-/// folders where they are mounted).
+/// Packages served by torch's own wheel index, which gives no upload dates: exempt from
+/// `exclude_newer` (uv drops a file without a date otherwise). They are pinned by torch's version.
+const TORCH_INDEX_PACKAGES: [&str; 5] = [
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "triton",
+    "pytorch-triton",
+];
+
+/// The index options, for resolving on the host (`in_container` false: find-links folders as
+/// they are) or syncing in the one-off container (find-links folders where they are mounted; no
+/// date cut-off, the pins are exact).
 fn index_args(spec: &PythonSpec, in_container: bool) -> Vec<String> {
     let mut args = Vec::new();
     if spec.offline {
@@ -166,6 +193,15 @@ fn index_args(spec: &PythonSpec, in_container: bool) -> Vec<String> {
     for i in torch_index.iter().chain(&spec.extra_index_urls) {
         args.extend(["--extra-index-url".to_owned(), i.clone()]);
     }
+    if torch_index.is_some() {
+        // torch's index also mirrors numpy, pillow, the nvidia-* libraries…, without dates:
+        // take each package's best version across the indexes (torch's own index is trusted,
+        // and torch itself is pinned) instead of stopping at the first index that names it.
+        args.extend([
+            "--index-strategy".to_owned(),
+            "unsafe-best-match".to_owned(),
+        ]);
+    }
     for (n, f) in spec.find_links.iter().enumerate() {
         let at = match f {
             FindLinks::Url(u) => u.clone(),
@@ -174,8 +210,13 @@ fn index_args(spec: &PythonSpec, in_container: bool) -> Vec<String> {
         };
         args.extend(["--find-links".to_owned(), at]);
     }
-    if let Some(d) = &spec.exclude_newer {
+    if let Some(d) = spec.exclude_newer.as_ref().filter(|_| !in_container) {
         args.extend(["--exclude-newer".to_owned(), d.clone()]);
+        if torch_index.is_some() {
+            for p in TORCH_INDEX_PACKAGES {
+                args.extend(["--exclude-newer-package".to_owned(), format!("{p}=false")]);
+            }
+        }
     }
     args
 }
@@ -189,7 +230,12 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// `uv pip compile` of every input at once; the packages, or the conflict explained.
-fn resolve(env: &Env, uv: &Uv, spec: &PythonSpec, inputs: &Inputs) -> Result<Vec<Package>, StepError> {
+fn resolve(
+    env: &Env,
+    uv: &Uv,
+    spec: &PythonSpec,
+    inputs: &Inputs,
+) -> Result<Vec<Package>, StepError> {
     let comfy = env.comfyui();
     let work = env.workspace.join(".comfyprov").join("python");
     std::fs::create_dir_all(&work).map_err(|e| StepError::io("cannot create", &work, e))?;
@@ -230,7 +276,9 @@ fn resolve(env: &Env, uv: &Uv, spec: &PythonSpec, inputs: &Inputs) -> Result<Vec
     for f in &inputs.files {
         cmd.arg(comfy.join(&f.path));
     }
-    cmd.arg(&extras_file).arg("--constraint").arg(&constraints_file);
+    cmd.arg(&extras_file)
+        .arg("--constraint")
+        .arg(&constraints_file);
     cmd.args(index_args(spec, false));
     let out = uv::run(&mut cmd, RESOLVE_TIMEOUT)
         .map_err(|e| StepError::new(format!("`uv pip compile` did not finish: {e}")))?;
@@ -277,7 +325,10 @@ fn conflict(env: &Env, spec: &PythonSpec, inputs: &Inputs, stderr: &str) -> Step
             t.version
         ));
     }
-    for (key, list) in [("packages", &spec.packages), ("constraints", &spec.constraints)] {
+    for (key, list) in [
+        ("packages", &spec.packages),
+        ("constraints", &spec.constraints),
+    ] {
         for r in list.iter().filter(|r| named(r).is_some()) {
             sides.push(format!("comfy.toml [python] {key}: {r}"));
         }
@@ -423,7 +474,10 @@ pub(super) fn sync(
         return Err(StepError::new(format!(
             "uv finished, but {}/ still differs from the lock: {}",
             spec.env,
-            left.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            left.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let done = lock::changes(&before, &wanted);
@@ -435,8 +489,16 @@ pub(super) fn sync(
             if create { "created; " } else { "" },
             done.len(),
             if done.len() == 1 { "" } else { "s" },
-            if shown.is_empty() { String::new() } else { format!(": {}", shown.join(", ")) },
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if shown.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", shown.join(", "))
+            },
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         )),
     })
 }

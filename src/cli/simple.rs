@@ -54,7 +54,9 @@ pub fn lock(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
     ui.info(&match outcome {
         crate::report::Outcome::Done { detail } => format!(
             "wrote {}: {}",
-            d.python.as_ref().map_or("comfy.lock", |p| p.lock_file.shown.as_str()),
+            d.python
+                .as_ref()
+                .map_or("comfy.lock", |p| p.lock_file.shown.as_str()),
             detail.unwrap_or_default()
         ),
         crate::report::Outcome::AlreadyDone { why } => format!("{why}: nothing rewritten"),

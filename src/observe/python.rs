@@ -90,9 +90,18 @@ pub fn env_state(env: &Path, spec: &PythonSpec) -> EnvState {
     // site-packages of the Python it was made with; a fresh environment may have none yet.
     let minor = python
         .as_deref()
-        .and_then(|v| v.split('.').take(2).collect::<Vec<_>>().get(..2).map(|p| p.join(".")))
+        .and_then(|v| {
+            v.split('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .get(..2)
+                .map(|p| p.join("."))
+        })
         .unwrap_or_else(|| spec.version.clone());
-    let site = env.join("lib").join(format!("python{minor}")).join("site-packages");
+    let site = env
+        .join("lib")
+        .join(format!("python{minor}"))
+        .join("site-packages");
     match dist_infos(&site) {
         Ok(packages) => EnvState::Present { python, packages },
         Err(e) => EnvState::Unreadable {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use comfyprov::manifest::{self, Desired, render_plain};
 use comfyprov::observed::{
     Checkout, ContainerInfo, ContainerState, DirState, Dirty, FileState, HashState, NodeDir,
-    Observed, PasswordFile, PasswordState, PortState, Requirements, SecretState,
+    Observed, PasswordFile, PasswordState, PortState, SecretState,
 };
 use comfyprov::plan::{self, Action, Options, Phase, Step, display};
 
@@ -254,17 +254,7 @@ fn observed(rng: &mut Rng, d: &Desired) -> Observed {
             }
         },
     };
-    let mut requirements = std::collections::BTreeMap::new();
-    for n in d.nodes.iter().filter(|n| n.requirements) {
-        let r = match rng.below(4) {
-            0 => Requirements::NoFile,
-            1 => Requirements::Installed,
-            _ => Requirements::Pending {
-                changed: rng.chance(2),
-            },
-        };
-        requirements.insert(n.name.clone(), r);
-    }
+    let python = d.python.as_ref().map(|spec| python_observed(rng, d, spec));
     let compose_text = comfyprov::render::compose::render(d).unwrap_or_default();
     Observed {
         workspace_exists: !rng.chance(6),
@@ -317,7 +307,7 @@ fn observed(rng: &mut Rng, d: &Desired) -> Observed {
         }),
         container,
         inputs_changed_ns: rng.chance(3).then(|| rng.below(300) as i128),
-        requirements,
+        python,
         port: if rng.chance(5) {
             PortState::Taken {
                 holder: "another process on this host".to_owned(),
@@ -326,6 +316,91 @@ fn observed(rng: &mut Rng, d: &Desired) -> Observed {
             PortState::Free
         },
     }
+}
+
+/// The lock and the environment in every condition: missing, unreadable, stale in each input,
+/// other git pins, the environment missing, of another Python, or differing in packages.
+fn python_observed(
+    rng: &mut Rng,
+    d: &Desired,
+    spec: &manifest::PythonSpec,
+) -> comfyprov::observed::PythonObserved {
+    use comfyprov::lock::{FORMAT, Inputs, Lock, LockedGit, Package, SourceFile};
+    use comfyprov::observed::{EnvState, LockState, PythonObserved};
+    let files: Vec<SourceFile> = std::iter::once("requirements.txt".to_owned())
+        .chain(
+            d.nodes
+                .iter()
+                .filter(|n| n.requirements)
+                .map(|n| format!("custom_nodes/{}/requirements.txt", n.name)),
+        )
+        .filter_map(|path| {
+            (!rng.chance(6)).then(|| SourceFile {
+                path,
+                sha256: ["a", "b"][rng.below(2)].repeat(64),
+            })
+        })
+        .collect();
+    let inputs = Inputs::new(spec, files);
+    let names = ["numpy", "torch", "pillow", "onnxruntime"];
+    let mut packages: Vec<Package> = Vec::new();
+    for n in names {
+        if !rng.chance(4) {
+            packages.push(Package {
+                name: n.to_owned(),
+                version: format!("1.{}", rng.below(3)),
+                hashes: vec![],
+            });
+        }
+    }
+    let mut locked_inputs = inputs.clone();
+    if rng.chance(3) {
+        locked_inputs.python = "3.10".to_owned();
+    }
+    if rng.chance(3) && !locked_inputs.files.is_empty() {
+        locked_inputs.files[0].sha256 = "c".repeat(64);
+    }
+    let lock = match rng.below(6) {
+        0 => LockState::Missing,
+        1 => LockState::Unreadable {
+            error: "not a lock".to_owned(),
+        },
+        _ => LockState::Present(Box::new(Lock {
+            version: FORMAT,
+            resolved_from: locked_inputs,
+            git: plan::pin_targets(d)
+                .into_iter()
+                .filter(|_| !rng.chance(8))
+                .map(|(t, rev)| LockedGit {
+                    name: t.name().to_owned(),
+                    rev,
+                    commit: "1".repeat(40),
+                })
+                .collect(),
+            packages: packages.clone(),
+        })),
+    };
+    let mut installed = std::collections::BTreeMap::new();
+    for n in names {
+        if !rng.chance(4) {
+            installed.insert(n.to_owned(), format!("1.{}", rng.below(3)));
+        }
+    }
+    let env = match rng.below(6) {
+        0 => EnvState::Missing,
+        1 => EnvState::Unreadable {
+            error: "permission denied".to_owned(),
+        },
+        _ => EnvState::Present {
+            python: match rng.below(4) {
+                0 => None,
+                1 => Some("3.9.1".to_owned()),
+                _ => Some(format!("{}.4", spec.version)),
+            },
+            packages: installed,
+        },
+    };
+    PythonObserved { lock, inputs, env }
 }
 
 fn check_plan(p: &plan::Plan) {
@@ -378,6 +453,7 @@ fn fuzz_planning_random_observed_states() {
         let opts = Options {
             force: rng.chance(3),
             workspace_only: rng.chance(5),
+            locked: rng.chance(4),
         };
         let p = plan::plan(d, &o, &opts);
         assert_eq!(p, plan::plan(d, &o, &opts), "deterministic");

@@ -3,14 +3,15 @@
 
 use std::path::Path;
 
+use comfyprov::lock::{FORMAT, Inputs, Lock, LockedGit, Package, SourceFile};
 use comfyprov::manifest::{self, Desired};
 use comfyprov::observe::container::ContainerInfo;
 use comfyprov::observe::login::{HashState, PasswordFile, PasswordState};
-use comfyprov::observe::requirements::Requirements;
 use comfyprov::observe::{
     Checkout, ContainerState, DirState, Dirty, FileState, NodeDir, Observed, SecretState,
     sha256_hex,
 };
+use comfyprov::observed::{EnvState, LockState, PythonObserved};
 use comfyprov::plan::{self, Options, Plan, display};
 
 const LOGIN_PIN: &str = "69109257f4629a11ebe26cd65667536c4f8dddcb";
@@ -159,7 +160,7 @@ fn converged(d: &Desired) -> Observed {
             None => ContainerState::NotManaged,
         },
         inputs_changed_ns: None,
-        requirements: Default::default(),
+        python: None,
     }
 }
 
@@ -249,7 +250,7 @@ scenario!(fresh_machine_plans_everything, {
             reason: "not yet".to_owned(),
         },
         inputs_changed_ns: None,
-        requirements: Default::default(),
+        python: None,
     };
     run(&d, &o)
 });
@@ -670,32 +671,70 @@ fn plan_json_has_a_format_version_and_typed_steps() {
     });
 }
 
-/// BASE with `requirements = true` on the login node, observed with a running container created
-/// from the current spec.
-fn with_requirements(state: Option<Requirements>) -> (Desired, Observed) {
-    let d = desired_from(&BASE.replace(
-        "rev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"",
-        "rev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"\nrequirements = true",
-    ));
-    let mut o = converged(&d);
-    let spec = comfyprov::render::Container::new(&d).unwrap().spec;
-    o.container = ContainerState::Present(Box::new(ContainerInfo {
-        id: "abcdef123456".to_owned(),
-        status: "running".to_owned(),
-        health: Some("healthy".to_owned()),
-        image: spec.image.clone(),
-        image_id: "sha256:1".to_owned(),
-        started_at: Some("2026-11-21T10:00:00Z".to_owned()),
-        started_ns: Some(1),
-        finished_ns: None,
-        project_label: Some(d.project.clone()),
-        spec: Some(spec.label()),
-        actual: Some(spec.clone()),
-    }));
-    if let Some(s) = state {
-        o.requirements.insert("ComfyUI-Login".to_owned(), s);
-    }
+/// BASE with `[python]` and `requirements = true` on the login node, observed converged: a
+/// running container from the current spec, `comfy.lock` resolved from today's inputs, and the
+/// environment holding exactly the lock's packages.
+fn with_python() -> (Desired, Observed) {
+    let d = desired_from(
+        &BASE
+            .replace(
+                "rev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"",
+                "rev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"\nrequirements = true",
+            )
+            .replace(
+                "[gpu]",
+                "[python]\nversion = \"3.11\"\ntorch = { version = \"2.5.1\", index = \"https://download.pytorch.org/whl/cu124\" }\n\n[gpu]",
+            ),
+    );
+    let mut o = converged_with_container(&d);
+    let spec = d.python.clone().unwrap();
+    let inputs = Inputs::new(
+        &spec,
+        vec![
+            SourceFile {
+                path: "requirements.txt".to_owned(),
+                sha256: "a".repeat(64),
+            },
+            SourceFile {
+                path: "custom_nodes/ComfyUI-Login/requirements.txt".to_owned(),
+                sha256: "b".repeat(64),
+            },
+        ],
+    );
+    let package = |name: &str, version: &str| Package {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        hashes: vec![format!("sha256:{}", "c".repeat(64))],
+    };
+    let lock = Lock {
+        version: FORMAT,
+        resolved_from: inputs.clone(),
+        git: plan::pin_targets(&d)
+            .into_iter()
+            .map(|(t, rev)| LockedGit {
+                name: t.name().to_owned(),
+                rev,
+                commit: OTHER.to_owned(),
+            })
+            .collect(),
+        packages: vec![package("numpy", "2.1.2"), package("torch", "2.5.1+cu124")],
+    };
+    o.python = Some(PythonObserved {
+        lock: LockState::Present(Box::new(lock)),
+        inputs,
+        env: EnvState::Present {
+            python: Some("3.11.2".to_owned()),
+            packages: [("numpy", "2.1.2"), ("torch", "2.5.1+cu124")]
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+        },
+    });
     (d, o)
+}
+
+fn py(o: &mut Observed) -> &mut PythonObserved {
+    o.python.as_mut().unwrap()
 }
 
 fn actions(p: &Plan) -> Vec<String> {
@@ -703,67 +742,187 @@ fn actions(p: &Plan) -> Vec<String> {
 }
 
 #[test]
-fn installed_requirements_plan_nothing() {
-    let (d, o) = with_requirements(Some(Requirements::Installed));
+fn a_current_lock_and_an_environment_that_holds_it_plan_nothing() {
+    let (d, o) = with_python();
     let p = plan::plan(&d, &o, &Options::default());
     assert!(!p.has_changes(), "{:#?}", p.steps);
-    let (d, o) = with_requirements(Some(Requirements::NoFile));
-    assert!(!plan::plan(&d, &o, &Options::default()).has_changes());
 }
 
 #[test]
-fn changed_requirements_are_installed_then_the_server_restarts_once() {
-    let (d, o) = with_requirements(Some(Requirements::Pending { changed: true }));
+fn an_environment_that_differs_from_the_lock_is_synced_then_the_server_restarts_once() {
+    let (d, mut o) = with_python();
+    if let EnvState::Present { packages, .. } = &mut py(&mut o).env {
+        packages.insert("numpy".to_owned(), "1.26.4".to_owned());
+        packages.insert("foo".to_owned(), "0.1".to_owned());
+    }
     let p = plan::plan(&d, &o, &Options::default());
     assert_eq!(
         actions(&p),
         [
-            "install ComfyUI-Login/requirements.txt in the container",
+            "sync the Python environment venv/ (2 changes)",
             "restart container qwen"
         ]
     );
     assert_eq!(
         p.steps[0].reasons,
-        ["ComfyUI-Login/requirements.txt changed since it was installed"]
+        ["venv/ differs from the lock in 2 packages"]
     );
-    assert!(
-        p.steps[1].reasons[0]
-            .to_string()
-            .starts_with("requirements installed for ComfyUI-Login")
+    let text = display::render(&p, "qwen (comfy.toml)", false);
+    assert!(text.contains("      - foo 0.1\n"), "{text}");
+    assert!(text.contains("      numpy 1.26.4 → 2.1.2\n"), "{text}");
+    assert_eq!(
+        p.steps[1].reasons,
+        ["sync the Python environment venv/ (2 changes)"]
     );
 }
 
 #[test]
-fn a_node_cloned_in_this_apply_gets_its_requirements_before_the_one_restart() {
-    let (d, mut o) = with_requirements(None);
-    o.custom_nodes.retain(|n| n.dir != "ComfyUI-Login");
+fn a_changed_requirements_file_relocks_then_syncs_to_the_new_lock() {
+    let (d, mut o) = with_python();
+    py(&mut o).inputs.files[1].sha256 = "d".repeat(64);
     let p = plan::plan(&d, &o, &Options::default());
-    let a = actions(&p);
-    assert_eq!(a.len(), 3, "{a:?}");
-    assert!(a[0].starts_with("clone ComfyUI-Login"), "{a:?}");
     assert_eq!(
-        a[1],
-        "install ComfyUI-Login/requirements.txt in the container"
-    );
-    assert_eq!(a[2], "restart container qwen");
-    // Both reasons on the one restart.
-    assert_eq!(p.steps[2].reasons.len(), 2, "{:?}", p.steps[2].reasons);
-}
-
-#[test]
-fn a_missing_container_is_created_then_requirements_installed_then_restarted() {
-    let (d, mut o) = with_requirements(Some(Requirements::Pending { changed: false }));
-    o.container = ContainerState::Missing;
-    let a = actions(&plan::plan(&d, &o, &Options::default()));
-    assert_eq!(
-        a,
+        actions(&p),
         [
-            "create and start container qwen",
-            "install ComfyUI-Login/requirements.txt in the container",
+            "resolve the Python requirements into comfy.lock",
+            "sync the Python environment venv/ to the new comfy.lock",
             "restart container qwen"
         ]
     );
-    // --workspace-only leaves all three to a later apply.
+    assert_eq!(
+        p.steps[0].reasons,
+        ["comfy.lock was resolved from other inputs: ComfyUI-Login/requirements.txt changed"]
+    );
+    assert_eq!(
+        p.steps[1].reasons,
+        ["comfy.lock is resolved again by the step before"]
+    );
+}
+
+#[test]
+fn locked_refuses_a_stale_lock_and_plans_no_sync() {
+    let (d, mut o) = with_python();
+    if let LockState::Present(l) = &mut py(&mut o).lock {
+        l.resolved_from.python = "3.12".to_owned();
+    }
+    let locked = Options {
+        locked: true,
+        ..Default::default()
+    };
+    let p = plan::plan(&d, &o, &locked);
+    assert_eq!(
+        actions(&p),
+        ["blocked: comfy.lock is not current (--locked)"]
+    );
+    let text = display::render(&p, "qwen (comfy.toml)", false);
+    assert!(text.contains("python.version 3.12 → 3.11"), "{text}");
+    assert!(
+        text.contains("run `comfyprov lock` and commit comfy.lock"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_lock_with_other_git_pins_is_stale() {
+    let (d, mut o) = with_python();
+    if let LockState::Present(l) = &mut py(&mut o).lock {
+        l.git[0].rev = "v0.3.60".to_owned();
+    }
+    let p = plan::plan(&d, &o, &Options::default());
+    assert_eq!(
+        p.steps[0].reasons,
+        ["comfy.lock records other git pins: ComfyUI v0.3.60 → v0.3.68"]
+    );
+}
+
+#[test]
+fn a_node_cloned_in_this_apply_is_locked_and_synced_before_the_one_restart() {
+    let (d, mut o) = with_python();
+    o.custom_nodes.retain(|n| n.dir != "ComfyUI-Login");
+    let p = plan::plan(&d, &o, &Options::default());
+    let a = actions(&p);
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert!(a[0].starts_with("clone ComfyUI-Login"), "{a:?}");
+    assert_eq!(a[1], "resolve the Python requirements into comfy.lock");
+    assert_eq!(
+        p.steps[1].reasons,
+        [
+            "custom_nodes/ComfyUI-Login changes in this apply; the lock is checked against its requirements afterwards"
+        ]
+    );
+    assert_eq!(
+        a[2],
+        "sync the Python environment venv/ to the new comfy.lock"
+    );
+    assert_eq!(a[3], "restart container qwen");
+    // Both reasons on the one restart.
+    assert_eq!(p.steps[3].reasons.len(), 2, "{:?}", p.steps[3].reasons);
+    // With --locked the lock is only checked after the clone, never rewritten.
+    let locked = Options {
+        locked: true,
+        ..Default::default()
+    };
+    let a = actions(&plan::plan(&d, &o, &locked));
+    assert_eq!(
+        a[1],
+        "check comfy.lock against the new checkouts (--locked)"
+    );
+    assert_eq!(a[2], "restart container qwen", "{a:?}");
+}
+
+#[test]
+fn a_missing_environment_is_created_before_the_container() {
+    let (d, mut o) = with_python();
+    py(&mut o).env = EnvState::Missing;
+    o.container = ContainerState::Missing;
+    let p = plan::plan(&d, &o, &Options::default());
+    assert_eq!(
+        actions(&p),
+        [
+            "create the Python 3.11 environment venv/ and sync it (2 packages)",
+            "create and start container qwen"
+        ]
+    );
+    // An environment made with another Python is made afresh.
+    let (d, mut o) = with_python();
+    if let EnvState::Present { python, .. } = &mut py(&mut o).env {
+        *python = Some("3.12.1".to_owned());
+    }
+    let p = plan::plan(&d, &o, &Options::default());
+    assert_eq!(
+        p.steps[0].reasons,
+        ["venv/ was made with Python 3.12.1, the manifest says 3.11"]
+    );
+}
+
+#[test]
+fn an_unreadable_environment_or_lock_is_never_taken_for_a_match() {
+    let (d, mut o) = with_python();
+    py(&mut o).env = EnvState::Unreadable {
+        error: "permission denied".to_owned(),
+    };
+    let p = plan::plan(&d, &o, &Options::default());
+    assert_eq!(
+        actions(&p),
+        ["blocked: the environment venv/ cannot be read: permission denied"]
+    );
+    let (d, mut o) = with_python();
+    py(&mut o).lock = LockState::Unreadable {
+        error: "format version 9 (this comfyprov reads 1)".to_owned(),
+    };
+    let p = plan::plan(&d, &o, &Options::default());
+    assert_eq!(
+        p.steps[0].reasons,
+        ["comfy.lock cannot be used: format version 9 (this comfyprov reads 1)"]
+    );
+}
+
+#[test]
+fn workspace_only_syncs_and_leaves_the_restart_to_the_user() {
+    let (d, mut o) = with_python();
+    if let EnvState::Present { packages, .. } = &mut py(&mut o).env {
+        packages.remove("numpy");
+    }
     let p = plan::plan(
         &d,
         &o,
@@ -772,7 +931,17 @@ fn a_missing_container_is_created_then_requirements_installed_then_restarted() {
             ..Default::default()
         },
     );
-    assert!(!p.has_changes(), "{:#?}", p.steps);
+    assert_eq!(
+        actions(&p),
+        ["sync the Python environment venv/ (1 change)"]
+    );
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| matches!(n, comfyprov::plan::Note::RestartNeeded { .. })),
+        "{:?}",
+        p.notes
+    );
 }
 
 /// A container comfyprov created from the manifest's current spec, running since `started_ns`.

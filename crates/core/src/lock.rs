@@ -147,10 +147,22 @@ impl Inputs {
         let list = |l: &[String]| format!("[{}]", l.join(", "));
         field("uv", self.uv.clone(), now.uv.clone());
         field("python.version", self.python.clone(), now.python.clone());
-        field("python.platform", self.platform.clone(), now.platform.clone());
+        field(
+            "python.platform",
+            self.platform.clone(),
+            now.platform.clone(),
+        );
         field("python.torch.version", opt(&self.torch), opt(&now.torch));
-        field("python.torch.index", opt(&self.torch_index), opt(&now.torch_index));
-        field("python.index_url", opt(&self.index_url), opt(&now.index_url));
+        field(
+            "python.torch.index",
+            opt(&self.torch_index),
+            opt(&now.torch_index),
+        );
+        field(
+            "python.index_url",
+            opt(&self.index_url),
+            opt(&now.index_url),
+        );
         field(
             "python.extra_index_urls",
             list(&self.extra_index_urls),
@@ -267,9 +279,19 @@ pub fn normalize(name: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum PackageChange {
-    Add { name: String, version: String },
-    Remove { name: String, version: String },
-    Update { name: String, from: String, to: String },
+    Add {
+        name: String,
+        version: String,
+    },
+    Remove {
+        name: String,
+        version: String,
+    },
+    Update {
+        name: String,
+        from: String,
+        to: String,
+    },
 }
 
 impl fmt::Display for PackageChange {
@@ -410,7 +432,10 @@ mod tests {
             requirement_name("Pillow >= 9 ; python_version > '3.8'").as_deref(),
             Some("pillow")
         );
-        assert_eq!(requirement_name("torch[cuda]==2.5").as_deref(), Some("torch"));
+        assert_eq!(
+            requirement_name("torch[cuda]==2.5").as_deref(),
+            Some("torch")
+        );
         assert_eq!(requirement_name("-r other.txt"), None);
         assert_eq!(requirement_name("# comment"), None);
     }

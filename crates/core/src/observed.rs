@@ -295,7 +295,9 @@ pub enum LockState {
     Missing,
     Present(Box<Lock>),
     /// Unreadable, not a regular file, or not a lock this comfyprov reads.
-    Unreadable { error: String },
+    Unreadable {
+        error: String,
+    },
 }
 
 /// The environment folder (`pyvenv.cfg` and the `*.dist-info` folders of site-packages).
@@ -310,5 +312,7 @@ pub enum EnvState {
         /// Installed distributions: normalised name → version.
         packages: BTreeMap<String, String>,
     },
-    Unreadable { error: String },
+    Unreadable {
+        error: String,
+    },
 }

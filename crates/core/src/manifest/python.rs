@@ -143,9 +143,8 @@ pub(super) fn python_spec(
     }
     for (field, list) in [("packages", &py.packages), ("constraints", &py.constraints)] {
         for (i, r) in list.iter().enumerate() {
-            let bad = r.trim().is_empty()
-                || r.contains(['\n', '\r'])
-                || r.trim_start().starts_with('-');
+            let bad =
+                r.trim().is_empty() || r.contains(['\n', '\r']) || r.trim_start().starts_with('-');
             if bad {
                 cx.err(
                     "requirement",
@@ -230,9 +229,10 @@ pub(super) fn python_spec(
 fn env_dir(python: &str) -> Option<String> {
     let (dir, exe) = python.rsplit_once('/')?;
     let env = dir.strip_suffix("/bin")?;
-    let exe_ok = exe == "python" || exe.strip_prefix("python").is_some_and(|v| {
-        v.bytes().all(|b| b.is_ascii_digit() || b == b'.') && v.starts_with('3')
-    });
+    let exe_ok = exe == "python"
+        || exe.strip_prefix("python").is_some_and(|v| {
+            v.bytes().all(|b| b.is_ascii_digit() || b == b'.') && v.starts_with('3')
+        });
     let env_ok = !env.is_empty()
         && !env.starts_with('/')
         && env

@@ -39,7 +39,14 @@ fn p(parts: &[Seg]) -> Path {
 }
 
 impl Ctx<'_> {
-    pub(super) fn err(&mut self, code: &'static str, at: &[Seg], message: String, label: &str, help: String) {
+    pub(super) fn err(
+        &mut self,
+        code: &'static str,
+        at: &[Seg],
+        message: String,
+        label: &str,
+        help: String,
+    ) {
         let span = self.spans.value(at);
         self.problems.push(
             Problem::new(self.source, code, span, message)
@@ -220,7 +227,12 @@ pub fn validate(
     let container =
         container.and_then(|c| container_spec(&mut cx, c, auth.as_ref().map(|a| a.mode)));
     let python = python.and_then(|py| {
-        super::python::python_spec(&mut cx, py, container.as_ref(), value.get("container").is_some())
+        super::python::python_spec(
+            &mut cx,
+            py,
+            container.as_ref(),
+            value.get("container").is_some(),
+        )
     });
     if value.get("python").is_none() {
         for (i, n) in node_values.iter().enumerate() {

@@ -18,8 +18,8 @@ use crate::digest::sha256_hex;
 use crate::lock::{Lock, LockedGit};
 use crate::manifest::{AuthSpec, Desired, GitSource, LoginSpec, Rev, SecretSource, UnmanagedNodes};
 use crate::observed::{
-    Checkout, ContainerInfo, ContainerState, DirState, EnvState, FileState, HashState, LockState,
-    Liveness, Observed, PasswordFile, PortState, SecretState,
+    Checkout, ContainerInfo, ContainerState, DirState, EnvState, FileState, HashState, Liveness,
+    LockState, Observed, PasswordFile, PortState, SecretState,
 };
 use crate::render::Container;
 
@@ -428,8 +428,17 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
         );
         return;
     }
+    // A checkout in this plan may change what is resolved: the lock step compares again after
+    // it, and (unless --locked) the sync follows whatever lock that leaves.
     let mut reasons = stale;
-    reasons.extend(changing.into_iter().map(|target| Reason::InputsChange { target }));
+    if !relock {
+        reasons.extend(
+            changing
+                .into_iter()
+                .map(|target| Reason::InputsChange { target }),
+        );
+    }
+    let relock = relock || (!reasons.is_empty() && !opts.locked);
     if !reasons.is_empty() {
         let files = std::iter::once("requirements.txt".to_owned())
             .chain(
@@ -466,9 +475,10 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
             return;
         }
         EnvState::Present { python, .. }
-            if !python
-                .as_deref()
-                .is_some_and(|v| v.strip_prefix(spec.version.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('.'))) =>
+            if !python.as_deref().is_some_and(|v| {
+                v.strip_prefix(spec.version.as_str())
+                    .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+            }) =>
         {
             (
                 true,
@@ -491,7 +501,9 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
     match lock {
         Some(lock) if !relock => {
             let changes = match &obs.env {
-                EnvState::Present { packages, .. } if !create => crate::lock::changes(packages, lock),
+                EnvState::Present { packages, .. } if !create => {
+                    crate::lock::changes(packages, lock)
+                }
                 _ => Vec::new(),
             };
             let why = why.or_else(|| {
@@ -531,10 +543,12 @@ pub fn pin_targets(desired: &Desired) -> Vec<(Target, String)> {
         .comfyui
         .iter()
         .map(|s| (Target::ComfyUi, s.rev.as_str().to_owned()));
-    let nodes = desired
-        .nodes
-        .iter()
-        .map(|n| (Target::Node(n.name.clone()), n.source.rev.as_str().to_owned()));
+    let nodes = desired.nodes.iter().map(|n| {
+        (
+            Target::Node(n.name.clone()),
+            n.source.rev.as_str().to_owned(),
+        )
+    });
     comfyui.chain(nodes).collect()
 }
 
@@ -550,7 +564,10 @@ fn git_differences(locked: &[LockedGit], pins: &[LockedGit]) -> Vec<String> {
             Some(_) => {}
         }
     }
-    for l in locked.iter().filter(|l| !pins.iter().any(|p| p.name == l.name)) {
+    for l in locked
+        .iter()
+        .filter(|l| !pins.iter().any(|p| p.name == l.name))
+    {
         out.push(format!("{} is no longer declared", l.name));
     }
     out

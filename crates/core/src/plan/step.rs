@@ -353,7 +353,10 @@ impl Action {
             Action::RestartContainer { name, .. } => format!("restart container {name}"),
             Action::LockPython {
                 spec, locked: true, ..
-            } => format!("check {} against the new checkouts (--locked)", spec.lock_file.shown),
+            } => format!(
+                "check {} against the new checkouts (--locked)",
+                spec.lock_file.shown
+            ),
             Action::LockPython { spec, .. } => format!(
                 "resolve the Python requirements into {}",
                 spec.lock_file.shown
@@ -366,17 +369,18 @@ impl Action {
                 ..
             } => {
                 let what = match (create, packages) {
-                    (true, _) => format!("create the Python {} environment {}/ and sync it", spec.version, spec.env),
+                    (true, _) => format!(
+                        "create the Python {} environment {}/ and sync it",
+                        spec.version, spec.env
+                    ),
                     (false, _) => format!("sync the Python environment {}/", spec.env),
                 };
                 match packages {
                     None => format!("{what} to the new {}", spec.lock_file.shown),
                     Some(p) if *create => format!("{what} ({} packages)", p.len()),
-                    Some(_) => format!(
-                        "{what} ({} change{})",
-                        changes.len(),
-                        plural(changes.len())
-                    ),
+                    Some(_) => {
+                        format!("{what} ({} change{})", changes.len(), plural(changes.len()))
+                    }
                 }
             }
         }
