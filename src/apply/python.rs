@@ -22,7 +22,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use comfyprov_core::lock::{self, FORMAT, Inputs, Lock, LockedGit, Package, normalize};
-use comfyprov_core::observed::{EnvState, LockState};
+use comfyprov_core::observed::{ENV_MARKER, EnvMarker, EnvState, LockState};
 
 use super::container::{api, block_on, docker};
 use super::{Env, Exec, StepError};
@@ -386,7 +386,7 @@ pub(super) fn sync(
         packages,
     };
     let env_dir = env.comfyui().join(&spec.env);
-    let (create, before) = env_now(&env_dir, spec)?;
+    let (create, before) = env_now(&env_dir, spec, image)?;
     if !create && lock::changes(&before, &wanted).is_empty() {
         return Ok(Outcome::AlreadyDone {
             why: format!("{}/ matches {}", spec.env, spec.lock_file.shown),
@@ -468,7 +468,14 @@ pub(super) fn sync(
         }
         Ok(())
     })?;
-    let (still_create, after) = env_now(&env_dir, spec)?;
+    let marker = env_dir.join(ENV_MARKER);
+    let bytes = serde_json::to_vec(&EnvMarker {
+        image: image.to_owned(),
+    })
+    .map_err(|e| StepError::new(e.to_string()))?;
+    crate::fsutil::write_atomic(&marker, &bytes, 0o644)
+        .map_err(|e| StepError::io("cannot write", &marker, e))?;
+    let (still_create, after) = env_now(&env_dir, spec, image)?;
     let left = lock::changes(&after, &wanted);
     if still_create || !left.is_empty() {
         return Err(StepError::new(format!(
@@ -507,17 +514,23 @@ pub(super) fn sync(
 fn env_now(
     env_dir: &Path,
     spec: &PythonSpec,
+    image: &str,
 ) -> Result<(bool, BTreeMap<String, String>), StepError> {
     match env_state(env_dir, spec) {
         EnvState::Missing => Ok((true, BTreeMap::new())),
         EnvState::Unreadable { error } => Err(StepError::new(format!(
             "the environment cannot be read: {error}"
         ))),
-        EnvState::Present { python, packages } => {
-            let same = python.as_deref().is_some_and(|v| {
-                v.strip_prefix(spec.version.as_str())
-                    .is_some_and(|r| r.is_empty() || r.starts_with('.'))
-            });
+        EnvState::Present {
+            python,
+            built_for,
+            packages,
+        } => {
+            let same = built_for.as_deref() == Some(image)
+                && python.as_deref().is_some_and(|v| {
+                    v.strip_prefix(spec.version.as_str())
+                        .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+                });
             Ok((!same, if same { packages } else { BTreeMap::new() }))
         }
     }

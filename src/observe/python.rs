@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use comfyprov_core::lock::{Inputs, Lock, SourceFile, normalize};
-use comfyprov_core::observed::{EnvState, LockState, PythonObserved};
+use comfyprov_core::observed::{ENV_MARKER, EnvMarker, EnvState, LockState, PythonObserved};
 
 use crate::manifest::{Desired, PythonSpec};
 
@@ -102,8 +102,16 @@ pub fn env_state(env: &Path, spec: &PythonSpec) -> EnvState {
         .join("lib")
         .join(format!("python{minor}"))
         .join("site-packages");
+    let built_for = crate::fsutil::read_regular_nofollow(&env.join(ENV_MARKER))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<EnvMarker>(&b).ok())
+        .map(|m| m.image);
     match dist_infos(&site) {
-        Ok(packages) => EnvState::Present { python, packages },
+        Ok(packages) => EnvState::Present {
+            python,
+            built_for,
+            packages,
+        },
         Err(e) => EnvState::Unreadable {
             error: format!("{}: {e}", site.display()),
         },

@@ -1,5 +1,5 @@
 //! The container's lifecycle against the real Docker engine: observe, create, start, recreate,
-//! restart, requirements, the gates (image, GPU, password), compose agreeing with the API, and
+//! restart, the gates (image, GPU, password), compose agreeing with the API, and
 //! `verify` probing the server.
 //!
 //! No registry is reachable, so each test builds a `FROM scratch` image around a static binary:
@@ -174,20 +174,6 @@ rev = "{}"
         let out = self.run(&["token"]);
         assert!(out.status.success(), "token: {}", both(&out));
         String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
-    }
-
-    /// Commit `requirements.txt` with `content` to Extra's source and pin the node to it, with
-    /// `requirements = true`.
-    fn pin_requirements(&mut self, content: &str) {
-        std::fs::write(self.node.path.join("requirements.txt"), content).unwrap();
-        crate::support::git(&self.node.path, &["add", "requirements.txt"]);
-        crate::support::git(&self.node.path, &["commit", "-q", "-m", "requirements"]);
-        self.node_rev = crate::support::git(&self.node.path, &["rev-parse", "HEAD"]);
-        self.write_manifest_with(&[], CPU, NO_AUTH, "requirements = true");
-    }
-
-    fn site_packages(&self) -> PathBuf {
-        self.root().join("workspace/ComfyUI/venv/lib/site-packages")
     }
 
     /// `<compose> -p <name> -f docker-compose-no-auth.yml ARGS`, which must succeed; its stdout.
@@ -752,80 +738,6 @@ mode = "none"
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 }
 
-/// Requirements are installed with the container's interpreter, through exec, before the one
-/// restart; the same content is never installed twice; a change is installed again; a failure
-/// shows pip's last lines and is retried by the next apply.
-#[test]
-fn requirements_are_installed_in_the_container_then_the_server_restarts() {
-    if !docker_available() {
-        return;
-    }
-    let mut d = Deploy::new();
-    d.pin_requirements("pillow>=10  # imaging\n");
-    let out = d.apply_ok();
-    let text = both(&out);
-    let at = |s: &str| {
-        text.find(s)
-            .unwrap_or_else(|| panic!("missing {s:?}:\n{text}"))
-    };
-    assert!(
-        at(&format!("done     create and start container {}", d.name))
-            < at("done     install Extra/requirements.txt in the container (installed pillow")
-    );
-    assert!(
-        at("done     install Extra/requirements.txt")
-            < at(&format!("done     restart container {}", d.name))
-    );
-    assert!(d.site_packages().join("pillow").exists());
-    assert!(text.contains("ok    node Extra: loaded"), "{text}");
-    assert_eq!(d.plan_code(), 0, "installed once, recorded");
-    let started = d.inspect("{{.State.StartedAt}}");
-    let out = d.apply_ok();
-    assert!(both(&out).contains("nothing to do"), "{}", both(&out));
-    assert_eq!(d.inspect("{{.State.StartedAt}}"), started);
-
-    // A new pin brings a new requirements.txt: checkout, install, one restart.
-    d.pin_requirements("pillow>=10\nrequests==2.32.3\n");
-    let plan = both(&d.run(&["plan"]));
-    assert!(
-        plan.contains("+ install Extra/requirements.txt in the container")
-            && plan.contains("custom_nodes/Extra changes in this apply"),
-        "{plan}"
-    );
-    let out = d.apply_ok();
-    assert!(
-        both(&out).contains("installed pillow requests"),
-        "{}",
-        both(&out)
-    );
-    assert!(d.site_packages().join("requests").exists());
-    assert_ne!(d.inspect("{{.State.StartedAt}}"), started);
-
-    // pip fails: its last lines are shown, nothing is recorded, and the next apply retries.
-    d.pin_requirements("no-such-package-xyz\n");
-    let out = d.run(&["apply", "-y"]);
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    let text = both(&out);
-    assert!(
-        text.contains("failed to install Extra/requirements.txt in the container")
-            && text.contains("exited with 1; its last lines:")
-            && text.contains("ERROR: No matching distribution found for no-such-package-xyz"),
-        "{text}"
-    );
-    let plan = both(&d.run(&["plan"]));
-    assert!(
-        plan.contains("Extra/requirements.txt changed since it was installed"),
-        "retried by the next apply:\n{plan}"
-    );
-    let out = d.run(&["verify"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        both(&out).contains("FAIL  node Extra: IMPORT FAILED"),
-        "{}",
-        both(&out)
-    );
-}
-
 /// The secret changed: PASSWORD is rewritten, the server restarts to read it, and the new token
 /// (and only it) works.
 #[test]
@@ -988,37 +900,6 @@ fn apply_fails_fast_when_the_server_cannot_start() {
         "{text}"
     );
     assert!(t.elapsed().as_secs() < 60, "did not wait out the timeout");
-}
-
-/// pip succeeded but its record cannot be written: the failure names the record, not the
-/// install, and the next apply installs again (nothing was recorded).
-#[test]
-fn a_record_that_cannot_be_written_is_reported_as_the_records_failure() {
-    if !docker_available() {
-        return;
-    }
-    let mut d = Deploy::new();
-    d.pin_requirements("pillow>=10\n");
-    // A directory where the record goes: the atomic rename onto it fails.
-    let record = d.root().join("workspace/.comfyprov/requirements.json");
-    std::fs::create_dir_all(record.join("in-the-way")).unwrap();
-    let out = d.run(&["apply", "-y", "--no-verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    let text = both(&out);
-    assert!(
-        text.contains("failed to install Extra/requirements.txt in the container")
-            && text.contains(&format!(
-                "done, but its record `{}` could not be written",
-                record.display()
-            )),
-        "{text}"
-    );
-    assert!(d.site_packages().join("pillow").exists(), "pip did run");
-    let plan = both(&d.run(&["plan"]));
-    assert!(
-        plan.contains("Extra/requirements.txt is not installed"),
-        "not recorded, so installed again:\n{plan}"
-    );
 }
 
 /// The container is judged by what it is, not by its labels: one started from an edited copy of

@@ -392,6 +392,10 @@ fn python_observed(
             error: "permission denied".to_owned(),
         },
         _ => EnvState::Present {
+            built_for: match rng.below(3) {
+                0 => None,
+                _ => d.container.as_ref().map(|c| c.image.clone()),
+            },
             python: match rng.below(4) {
                 0 => None,
                 1 => Some("3.9.1".to_owned()),

@@ -724,6 +724,7 @@ fn with_python() -> (Desired, Observed) {
         inputs,
         env: EnvState::Present {
             python: Some("3.11.2".to_owned()),
+            built_for: Some(d.container.as_ref().unwrap().image.clone()),
             packages: [("numpy", "2.1.2"), ("torch", "2.5.1+cu124")]
                 .into_iter()
                 .map(|(n, v)| (n.to_owned(), v.to_owned()))
@@ -893,6 +894,23 @@ fn a_missing_environment_is_created_before_the_container() {
         p.steps[0].reasons,
         ["venv/ was made with Python 3.12.1, the manifest says 3.11"]
     );
+    // One comfyprov did not build (a venv made on the host, whose interpreter is the host's)
+    // is built afresh too, as is one built in another image.
+    for (found, why) in [
+        (None, "venv/ was not built by comfyprov (one made on the host links to an interpreter the container lacks); it is built afresh in nvidia/cuda:12.4.0-devel-ubuntu22.04"),
+        (Some("python:3.11"), "venv/ was built in python:3.11; it is built afresh in nvidia/cuda:12.4.0-devel-ubuntu22.04"),
+    ] {
+        let (d, mut o) = with_python();
+        if let EnvState::Present { built_for, .. } = &mut py(&mut o).env {
+            *built_for = found.map(str::to_owned);
+        }
+        let p = plan::plan(&d, &o, &Options::default());
+        assert_eq!(p.steps[0].reasons, [why]);
+        assert_eq!(
+            p.steps[0].action.describe(),
+            "create the Python 3.11 environment venv/ and sync it (2 packages)"
+        );
+    }
 }
 
 #[test]

@@ -288,6 +288,17 @@ pub struct PythonObserved {
     pub env: EnvState,
 }
 
+/// The marker comfyprov writes into an environment it built: `<env>/comfyprov-env.json`.
+pub const ENV_MARKER: &str = "comfyprov-env.json";
+
+/// The marker's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EnvMarker {
+    /// The image the environment was built in (its interpreter is that image's, or a
+    /// standalone CPython in the workspace).
+    pub image: String,
+}
+
 /// `comfy.lock` as found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -309,6 +320,10 @@ pub enum EnvState {
     Present {
         /// The Python it was made with (`3.11.2`), from `pyvenv.cfg`.
         python: Option<String>,
+        /// The image comfyprov built it in (its marker file); `None` for an environment
+        /// comfyprov did not build (one made on the host links to the host's interpreter,
+        /// which the container does not have).
+        built_for: Option<String>,
         /// Installed distributions: normalised name → version.
         packages: BTreeMap<String, String>,
     },

@@ -5,15 +5,14 @@
 //!
 //! - `python3 main.py ARGS…`: the server. It "imports" every dir in `custom_nodes/` and logs
 //!   ComfyUI's `Import times for custom nodes:` block. A node fails to import when it holds a
-//!   `FAIL_IMPORT` file, or when a line of its `requirements.txt` was never installed by the pip
-//!   below. It serves `/system_stats` (with `argv`), `/object_info` and `/`. When
+//!   `FAIL_IMPORT` file, or when a line of its `requirements.txt` names a distribution the
+//!   environment's site-packages has no `*.dist-info` for (`$FAKE_SITE_PACKAGES`, set by the
+//!   `main.py` that runs this binary under a real interpreter, else beside this binary). It serves `/system_stats` (with `argv`), `/object_info` and `/`. When
 //!   `custom_nodes/ComfyUI-Login` loaded, it follows the ComfyUI-Login contract of DESIGN.md: the
 //!   token is line 1 of `login/PASSWORD`, read once at start (empty when the file is missing),
 //!   accepted as `Authorization: Bearer` or `?token=` and compared as plain strings; without it a
 //!   request gets 302 to `/login` when it accepts `text/html`, else 401; `POST /login` checks the
 //!   password with bcrypt, and with no PASSWORD the first visitor chooses it.
-//! - `python3 -m pip install -r FILE`: records each requirement under `venv/lib/site-packages/`
-//!   (beside this binary); a requirement starting with `no-such-` fails, as pip does, with exit 1.
 //! - `python3 -c SCRIPT`: the container healthcheck; connects to the port the script names.
 
 use std::collections::HashMap;
@@ -28,7 +27,6 @@ const LOGIN_NODE: &str = "ComfyUI-Login";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let code = match args.get(1).map(String::as_str) {
-        Some("-m") if args.get(2).map(String::as_str) == Some("pip") => pip(&args[3..]),
         Some("-c") => healthcheck(args.get(2).map(String::as_str).unwrap_or("")),
         Some("main.py") => serve(&args[1..]),
         _ => {
@@ -39,13 +37,43 @@ fn main() {
     std::process::exit(code);
 }
 
-/// `venv/lib/site-packages`, beside `venv/bin/python3` (this binary).
-fn site_packages() -> PathBuf {
+/// The environment's site-packages: `$FAKE_SITE_PACKAGES` (set by the `main.py` that runs this
+/// binary under a real interpreter), else `venv/lib/python3*/site-packages` beside
+/// `venv/bin/python3` (this binary, when it stands in for the interpreter).
+fn site_packages() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FAKE_SITE_PACKAGES") {
+        return Some(PathBuf::from(p));
+    }
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("venv/bin/python3"));
-    exe.parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .join("lib/site-packages")
+    let lib = exe.parent()?.parent()?.join("lib");
+    std::fs::read_dir(lib)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path().join("site-packages"))
+}
+
+/// Installed distributions: the normalised names of site-packages' `*.dist-info` folders.
+fn installed() -> Vec<String> {
+    let Some(site) = site_packages() else {
+        return Vec::new();
+    };
+    std::fs::read_dir(site)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let stem = name.strip_suffix(".dist-info")?;
+                    stem.split_once('-').map(|(n, _)| normalize(n))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A distribution name as pip compares them: lowercase, `_` and `.` as `-`.
+fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
 }
 
 /// The requirement lines of a requirements file: no comments, no blank lines.
@@ -58,53 +86,11 @@ fn requirements(text: &str) -> Vec<String> {
 
 /// A file name for a requirement: its name, lower-cased, without the version specifier.
 fn package_name(req: &str) -> String {
-    req.split(|c: char| "<>=!~;[ ".contains(c))
-        .next()
-        .unwrap_or(req)
-        .to_ascii_lowercase()
-}
-
-fn pip(args: &[String]) -> i32 {
-    let [install, r, file] = args else {
-        eprintln!("fake pip: only `install -r FILE` is supported, got {args:?}");
-        return 2;
-    };
-    if install != "install" || r != "-r" {
-        eprintln!("fake pip: only `install -r FILE` is supported, got {args:?}");
-        return 2;
-    }
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("ERROR: Could not open requirements file: {e}");
-            return 1;
-        }
-    };
-    let site = site_packages();
-    if let Err(e) = std::fs::create_dir_all(&site) {
-        eprintln!("ERROR: cannot create {}: {e}", site.display());
-        return 1;
-    }
-    let reqs = requirements(&text);
-    for req in &reqs {
-        println!("Collecting {req}");
-        if package_name(req).starts_with("no-such-") {
-            println!(
-                "ERROR: Could not find a version that satisfies the requirement {req} (from versions: none)"
-            );
-            println!("ERROR: No matching distribution found for {req}");
-            return 1;
-        }
-    }
-    for req in &reqs {
-        if let Err(e) = std::fs::write(site.join(package_name(req)), req) {
-            eprintln!("ERROR: cannot install {req}: {e}");
-            return 1;
-        }
-    }
-    let names: Vec<String> = reqs.iter().map(|r| package_name(r)).collect();
-    println!("Successfully installed {}", names.join(" "));
-    0
+    normalize(
+        req.split(|c: char| "<>=!~;[ ".contains(c))
+            .next()
+            .unwrap_or(req),
+    )
 }
 
 fn healthcheck(script: &str) -> i32 {
@@ -157,13 +143,7 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 }
 
 fn import_nodes() -> Vec<Node> {
-    let installed: Vec<String> = std::fs::read_dir(site_packages())
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let installed = installed();
     let mut names: Vec<String> = std::fs::read_dir("custom_nodes")
         .map(|d| {
             d.flatten()

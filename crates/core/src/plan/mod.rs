@@ -489,6 +489,14 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
                 }),
             )
         }
+        EnvState::Present { built_for, .. } if built_for.as_deref() != Some(c.image.as_str()) => (
+            true,
+            Some(Reason::EnvNotBuiltHere {
+                env: env.clone(),
+                found: built_for.clone(),
+                image: c.image.clone(),
+            }),
+        ),
         EnvState::Present { .. } => (false, None),
     };
     let sync = |packages, changes| Action::SyncPython {

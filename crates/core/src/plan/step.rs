@@ -696,6 +696,12 @@ pub enum Reason {
         env: String,
         count: usize,
     },
+    /// The environment was not built by comfyprov in this image.
+    EnvNotBuiltHere {
+        env: String,
+        found: Option<String>,
+        image: String,
+    },
     /// The lock step before it writes a new lock.
     LockRewritten {
         file: String,
@@ -863,6 +869,15 @@ impl fmt::Display for Reason {
                 "{env}/ differs from the lock in {count} package{}",
                 plural(*count)
             ),
+            Reason::EnvNotBuiltHere { env, found: None, image } => write!(
+                f,
+                "{env}/ was not built by comfyprov (one made on the host links to an interpreter the container lacks); it is built afresh in {image}"
+            ),
+            Reason::EnvNotBuiltHere {
+                env,
+                found: Some(other),
+                image,
+            } => write!(f, "{env}/ was built in {other}; it is built afresh in {image}"),
             Reason::LockRewritten { file } => {
                 write!(f, "{file} is resolved again by the step before")
             }
