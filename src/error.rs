@@ -20,16 +20,6 @@ pub enum StepError {
         #[help]
         help: Option<String>,
     },
-    /// The step's work was done, but its record could not be written: the next apply does
-    /// the work again.
-    #[error("done, but its record `{}` could not be written: {source}", path.display())]
-    Record {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-        #[help]
-        help: Option<String>,
-    },
     /// Anything else, said in full.
     #[error("{message}")]
     Failed {
@@ -71,22 +61,11 @@ impl StepError {
         }
     }
 
-    /// A record at `path` could not be written after the work was done.
-    pub fn record(path: &Path, source: std::io::Error) -> Self {
-        let help = io_help(&source)
-            .or_else(|| Some("fix the cause; the next apply repeats the work".to_owned()));
-        StepError::Record {
-            path: path.to_owned(),
-            source,
-            help,
-        }
-    }
-
     pub fn help(mut self, text: impl Into<String>) -> Self {
         match &mut self {
-            StepError::Io { help, .. }
-            | StepError::Record { help, .. }
-            | StepError::Failed { help, .. } => *help = Some(text.into()),
+            StepError::Io { help, .. } | StepError::Failed { help, .. } => {
+                *help = Some(text.into())
+            }
         }
         self
     }
@@ -98,9 +77,7 @@ impl StepError {
 
     fn help_text(&self) -> Option<&str> {
         match self {
-            StepError::Io { help, .. }
-            | StepError::Record { help, .. }
-            | StepError::Failed { help, .. } => help.as_deref(),
+            StepError::Io { help, .. } | StepError::Failed { help, .. } => help.as_deref(),
         }
     }
 }

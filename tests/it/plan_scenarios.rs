@@ -897,8 +897,14 @@ fn a_missing_environment_is_created_before_the_container() {
     // One comfyprov did not build (a venv made on the host, whose interpreter is the host's)
     // is built afresh too, as is one built in another image.
     for (found, why) in [
-        (None, "venv/ was not built by comfyprov (one made on the host links to an interpreter the container lacks); it is built afresh in nvidia/cuda:12.4.0-devel-ubuntu22.04"),
-        (Some("python:3.11"), "venv/ was built in python:3.11; it is built afresh in nvidia/cuda:12.4.0-devel-ubuntu22.04"),
+        (
+            None,
+            "venv/ was not built by comfyprov (one made on the host links to an interpreter the container lacks); it is built afresh in nvidia/cuda:12.4.0-devel-ubuntu22.04",
+        ),
+        (
+            Some("python:3.11"),
+            "venv/ was built in python:3.11; it is built afresh in nvidia/cuda:12.4.0-devel-ubuntu22.04",
+        ),
     ] {
         let (d, mut o) = with_python();
         if let EnvState::Present { built_for, .. } = &mut py(&mut o).env {
