@@ -13,5 +13,7 @@ mod layout;
 mod manifests;
 mod observe;
 mod plan_scenarios;
+mod pyindex;
+mod python;
 mod schema;
 mod support;
