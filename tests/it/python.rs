@@ -662,7 +662,7 @@ fn torch_comes_from_its_own_index_and_other_packages_from_the_main_one() {
         wheel("numpy", "2.1.2", &[]),
     ]);
     let mut d = checked_out("numpy>=2\ntorch\n");
-    d.python_extra = format!("exclude_newer = \"2025-11-06\"");
+    d.python_extra = "exclude_newer = \"2025-11-06\"".to_owned();
     d.write_manifest();
     let manifest = std::fs::read_to_string(d.root().join("comfy.toml"))
         .unwrap()
