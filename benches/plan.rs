@@ -6,7 +6,9 @@
 //! Rows: N = 10 and N = 100 with `--workspace-only` (the issue-2 figures: the daemon is still
 //! asked about the container, but none exists), then N = 100 with a running container that
 //! comfyprov created from the manifest (a FROM-scratch image around a static sleeper), so the
-//! whole plan (container included) is empty: the issue-4 figure.
+//! whole plan (container included) is empty: the issue-4 figure. Between them, N = 100 with
+//! `[python]`: every node with `requirements = true`, a current `comfy.lock` and a
+//! 200-package environment read from the host (the Python-environment issue's figure).
 //!
 //! Run: `cargo bench --bench plan` (set `BENCH_RUNS` to change the number of runs, default 40;
 //! `BENCH_DUMP=1` prints every run's time, in ms, to stderr).
@@ -34,12 +36,21 @@ const PASSWORD: &str = "benchmark-password-not-secret";
 const SLEEPER: &str =
     "fn main() { loop { std::thread::sleep(std::time::Duration::from_secs(3600)); } }";
 
-/// A workspace with `n` nodes cloned from one source repository of `files` files.
-fn setup(root: &Path, n: usize, files: usize, container: Option<(&str, &str)>) -> PathBuf {
+/// A workspace with `n` nodes cloned from one source repository of `files` files; with
+/// `python`, `[python]` too, every node with `requirements = true`, a current `comfy.lock` of
+/// 200 packages and an environment that holds them.
+fn setup(
+    root: &Path,
+    n: usize,
+    files: usize,
+    container: Option<(&str, &str)>,
+    python: bool,
+) -> PathBuf {
     let src = root.join("src");
     std::fs::create_dir_all(src.join("web/js")).unwrap();
     git(&src, &["init", "-q", "-b", "main"]);
     std::fs::write(src.join(".gitignore"), "__pycache__/\n*.pyc\n").unwrap();
+    std::fs::write(src.join("requirements.txt"), "pkg-001>=1\npkg-002\n").unwrap();
     for i in 0..files {
         let dir = if i % 4 == 0 { "web/js" } else { "." };
         std::fs::write(
@@ -77,6 +88,12 @@ fn setup(root: &Path, n: usize, files: usize, container: Option<(&str, &str)>) -
         manifest.push_str(&format!(
             "[[nodes]]\nname = \"{name}\"\ngit = \"{url}\"\nrev = \"{pin}\"\n"
         ));
+        if python {
+            manifest.push_str("requirements = true\n");
+        }
+    }
+    if python {
+        manifest.push_str("[python]\nversion = \"3.11\"\ntorch = { version = \"2.0.0\" }\n");
     }
     std::fs::write(root.join("comfy.toml"), manifest).unwrap();
     std::fs::write(root.join("pw"), PASSWORD).unwrap();
@@ -93,6 +110,9 @@ fn setup(root: &Path, n: usize, files: usize, container: Option<(&str, &str)>) -
         .unwrap();
     assert!(compose.status.success());
     std::fs::write(root.join("docker-compose-with-auth.yml"), compose.stdout).unwrap();
+    if python {
+        python_env(root, image, &pin);
+    }
     if container.is_some() {
         // The container runs the workspace's interpreter, as in production: here a static
         // sleeper. (Without it the container crash-loops, and a restarting container keeps
@@ -114,6 +134,50 @@ fn setup(root: &Path, n: usize, files: usize, container: Option<(&str, &str)>) -
         );
     }
     root.to_owned()
+}
+
+/// `comfy.lock` resolved from the workspace's inputs as they are, with 200 packages, and the
+/// environment `ws/ComfyUI/venv` holding exactly those, built (its marker says) in `image`.
+fn python_env(root: &Path, image: &str, pin: &str) {
+    use comfyprov::lock::{FORMAT, Lock, LockedGit, Package};
+    std::fs::write(root.join("ws/ComfyUI/requirements.txt"), "torch\nnumpy>=2\n").unwrap();
+    let desired = comfyprov::ops::load(&root.join("comfy.toml")).unwrap().desired;
+    let observed = comfyprov::observe::python::observe(&desired).unwrap();
+    let packages: Vec<Package> = (0..200)
+        .map(|i| Package {
+            name: format!("pkg-{i:03}"),
+            version: "1.0".to_owned(),
+            hashes: vec![format!("sha256:{:064x}", i)],
+        })
+        .collect();
+    let lock = Lock {
+        version: FORMAT,
+        resolved_from: observed.inputs,
+        git: comfyprov::plan::pin_targets(&desired)
+            .into_iter()
+            .map(|(t, rev)| LockedGit {
+                name: t.name().to_owned(),
+                rev,
+                commit: pin.to_owned(),
+            })
+            .collect(),
+        packages,
+    };
+    std::fs::write(root.join("comfy.lock"), lock.render()).unwrap();
+    let venv = root.join("ws/ComfyUI/venv");
+    let site = venv.join("lib/python3.11/site-packages");
+    for i in 0..200 {
+        let dist = site.join(format!("pkg_{i:03}-1.0.dist-info"));
+        std::fs::create_dir_all(&dist).unwrap();
+        std::fs::write(dist.join("METADATA"), format!("Name: pkg-{i:03}\nVersion: 1.0\n")).unwrap();
+        std::fs::create_dir_all(site.join(format!("pkg_{i:03}"))).unwrap();
+    }
+    std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\nversion_info = 3.11.2\n").unwrap();
+    std::fs::write(
+        venv.join(comfyprov::observed::ENV_MARKER),
+        serde_json::json!({ "image": image }).to_string(),
+    )
+    .unwrap();
 }
 
 /// Run a command to completion; wall time and peak RSS in KiB (from wait4's rusage).
@@ -153,6 +217,7 @@ fn main() {
         .unwrap_or(40);
     let bin = env!("CARGO_BIN_EXE_comfyprov");
     println!("no-op `comfyprov plan`, whole process, {runs} runs each (2-core machine)");
+    println!("N+py: with [python], every node's requirements.txt, a current comfy.lock and a 200-package environment");
     println!("N+c: with a running container that comfyprov created (the plan is empty)\n");
     println!(
         "{:>5}  {:>11}  {:>9}  {:>9}  {:>9}  {:>13}  {:>9}",
@@ -164,12 +229,15 @@ fn main() {
     let _container = support::TestContainer {
         name: project.clone(),
     };
-    for (n, target_ms, with_container) in
-        [(10usize, 8.0, false), (100, 20.0, false), (100, 25.0, true)]
-    {
+    for (n, target_ms, with_container, python) in [
+        (10usize, 8.0, false, false),
+        (100, 20.0, false, false),
+        (100, 20.0, false, true),
+        (100, 25.0, true, false),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let container = with_container.then_some((image.tag.as_str(), project.as_str()));
-        let root = setup(dir.path(), n, 40, container);
+        let root = setup(dir.path(), n, 40, container, python);
         let plan = || {
             let mut c = Command::new(bin);
             c.args(["plan", "--detailed-exitcode"]).current_dir(&root);
@@ -226,10 +294,10 @@ fn main() {
             .map(|_| measure(Command::new("sh").args(["-c", script]).current_dir(&root)).0)
             .collect();
         let (_, shell_median, _) = stats(shell);
-        let label = if with_container {
-            format!("{n}+c")
-        } else {
-            n.to_string()
+        let label = match (with_container, python) {
+            (true, _) => format!("{n}+c"),
+            (false, true) => format!("{n}+py"),
+            (false, false) => n.to_string(),
         };
         println!(
             "{label:>5}  {:>11.1}  {min:>9.2}  {median:>9.2}  {p90:>9.2}  {:>13.1}  {shell_median:>7.1}ms",

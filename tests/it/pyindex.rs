@@ -18,6 +18,8 @@ pub struct Wheel {
     pub version: &'static str,
     pub requires: Vec<&'static str>,
     pub uploaded: &'static str,
+    /// Bytes of filler module text (stored, not compressed), for wheels of a realistic size.
+    pub padding: usize,
 }
 
 /// `name==version` requiring `requires`, uploaded on 2025-01-01.
@@ -27,12 +29,13 @@ pub fn wheel(name: &'static str, version: &'static str, requires: &[&'static str
         version,
         requires: requires.to_vec(),
         uploaded: "2025-01-01T00:00:00Z",
+        padding: 0,
     }
 }
 
 /// Builds wheels with the host's Python standard library (zipfile): a module, METADATA, WHEEL
 /// and RECORD, with fixed timestamps so the same wheel has the same bytes (and hash).
-const BUILD_WHEELS: &str = r#"
+const BUILD_WHEELS: &str = r##"
 import base64, hashlib, json, os, sys, zipfile
 out = sys.argv[1]
 for w in json.load(sys.stdin):
@@ -42,6 +45,7 @@ for w in json.load(sys.stdin):
     meta += "".join("Requires-Dist: %s\n" % r for r in w["requires"])
     files = {
         "%s/__init__.py" % dist: "__version__ = %r\n" % version,
+        "%s/filler.py" % dist: "#" * w["padding"] + "\n",
         "%s-%s.dist-info/METADATA" % (dist, version): meta,
         "%s-%s.dist-info/WHEEL" % (dist, version): "Wheel-Version: 1.0\nGenerator: comfyprov-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -59,7 +63,7 @@ for w in json.load(sys.stdin):
             z.writestr(zipfile.ZipInfo(p, date_time=(2020, 1, 1, 0, 0, 0)), text)
     with open(path + ".uploaded", "w") as f:
         f.write(w["uploaded"])
-"#;
+"##;
 
 /// Build `wheels` into `dir/<name>/`.
 pub fn build_wheels(dir: &Path, wheels: &[Wheel]) {
@@ -67,7 +71,8 @@ pub fn build_wheels(dir: &Path, wheels: &[Wheel]) {
         .iter()
         .map(|w| {
             serde_json::json!({
-                "name": w.name, "version": w.version, "requires": w.requires, "uploaded": w.uploaded,
+                "name": w.name, "version": w.version, "requires": w.requires,
+                "uploaded": w.uploaded, "padding": w.padding,
             })
         })
         .collect();
