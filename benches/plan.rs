@@ -140,8 +140,14 @@ fn setup(
 /// environment `ws/ComfyUI/venv` holding exactly those, built (its marker says) in `image`.
 fn python_env(root: &Path, image: &str, pin: &str) {
     use comfyprov::lock::{FORMAT, Lock, LockedGit, Package};
-    std::fs::write(root.join("ws/ComfyUI/requirements.txt"), "torch\nnumpy>=2\n").unwrap();
-    let desired = comfyprov::ops::load(&root.join("comfy.toml")).unwrap().desired;
+    std::fs::write(
+        root.join("ws/ComfyUI/requirements.txt"),
+        "torch\nnumpy>=2\n",
+    )
+    .unwrap();
+    let desired = comfyprov::ops::load(&root.join("comfy.toml"))
+        .unwrap()
+        .desired;
     let observed = comfyprov::observe::python::observe(&desired).unwrap();
     let packages: Vec<Package> = (0..200)
         .map(|i| Package {
@@ -169,10 +175,18 @@ fn python_env(root: &Path, image: &str, pin: &str) {
     for i in 0..200 {
         let dist = site.join(format!("pkg_{i:03}-1.0.dist-info"));
         std::fs::create_dir_all(&dist).unwrap();
-        std::fs::write(dist.join("METADATA"), format!("Name: pkg-{i:03}\nVersion: 1.0\n")).unwrap();
+        std::fs::write(
+            dist.join("METADATA"),
+            format!("Name: pkg-{i:03}\nVersion: 1.0\n"),
+        )
+        .unwrap();
         std::fs::create_dir_all(site.join(format!("pkg_{i:03}"))).unwrap();
     }
-    std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\nversion_info = 3.11.2\n").unwrap();
+    std::fs::write(
+        venv.join("pyvenv.cfg"),
+        "home = /usr/bin\nversion_info = 3.11.2\n",
+    )
+    .unwrap();
     std::fs::write(
         venv.join(comfyprov::observed::ENV_MARKER),
         serde_json::json!({ "image": image }).to_string(),
@@ -217,7 +231,9 @@ fn main() {
         .unwrap_or(40);
     let bin = env!("CARGO_BIN_EXE_comfyprov");
     println!("no-op `comfyprov plan`, whole process, {runs} runs each (2-core machine)");
-    println!("N+py: with [python], every node's requirements.txt, a current comfy.lock and a 200-package environment");
+    println!(
+        "N+py: with [python], every node's requirements.txt, a current comfy.lock and a 200-package environment"
+    );
     println!("N+c: with a running container that comfyprov created (the plan is empty)\n");
     println!(
         "{:>5}  {:>11}  {:>9}  {:>9}  {:>9}  {:>13}  {:>9}",

@@ -67,12 +67,22 @@ fn main() {
     let input = dir.join("requirements.in");
     std::fs::write(&input, names.join("\n") + "\n").unwrap();
     let out = Command::new(&uv)
-        .args(["pip", "compile", "--no-config", "--quiet", "--generate-hashes"])
+        .args([
+            "pip",
+            "compile",
+            "--no-config",
+            "--quiet",
+            "--generate-hashes",
+        ])
         .args(["--no-header", "--no-annotate", "--index-url", &index.url()])
         .arg(&input)
         .output()
         .expect("uv runs (set COMFYPROV_UV)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let locked = dir.join("locked.txt");
     std::fs::write(&locked, &out.stdout).unwrap();
 
@@ -87,7 +97,9 @@ fn main() {
         let env = fresh("uv-env");
         let cache = fresh("uv-cache");
         uv_times.push(
-            run(Command::new(&uv).args(["venv", "--no-config", "-q"]).arg(&env))
+            run(Command::new(&uv)
+                .args(["venv", "--no-config", "-q"])
+                .arg(&env))
                 + run(Command::new(&uv)
                     .args(["pip", "sync", "--no-config", "-q", "--require-hashes"])
                     .arg("--python")
@@ -101,14 +113,21 @@ fn main() {
         pip_times.push(
             run(Command::new("python3").args(["-m", "venv"]).arg(&env))
                 + run(Command::new(env.join("bin/pip"))
-                    .args(["install", "-q", "--no-cache-dir", "--disable-pip-version-check"])
+                    .args([
+                        "install",
+                        "-q",
+                        "--no-cache-dir",
+                        "--disable-pip-version-check",
+                    ])
                     .args(["--index-url", &index.url(), "-r"])
                     .arg(&locked)),
         );
     }
     check_same(&dir.join("uv-env"), &dir.join("pip-env"), &names);
     let (u, p) = (median(uv_times), median(pip_times));
-    println!("fresh environment of 50 packages (~100 KB wheels) from an index on 127.0.0.1, {runs} runs each");
+    println!(
+        "fresh environment of 50 packages (~100 KB wheels) from an index on 127.0.0.1, {runs} runs each"
+    );
     println!("  uv venv + uv pip sync (comfyprov):   median {:>7.2} s", u);
     println!("  python3 -m venv + pip install -r:    median {:>7.2} s", p);
     println!("  pip / uv = {:.1}x", p / u);

@@ -444,7 +444,7 @@ pub(super) fn sync(
     sync.extend(index_args(spec, true));
     sync.push(in_state(&req));
     runs.push(sync);
-    let env_vars = vec![
+    let mut env_vars = vec![
         format!("UV_CACHE_DIR={STATE_MOUNT}/cache/uv"),
         // The cache and the environment are different mounts: hard links cannot cross them.
         "UV_LINK_MODE=copy".to_owned(),
@@ -453,6 +453,7 @@ pub(super) fn sync(
         format!("UV_PYTHON_INSTALL_DIR={CONTAINER_ROOT}/.python"),
         "UV_NO_PROGRESS=1".to_owned(),
     ];
+    host_network_settings(&mut env_vars, &mut mounts);
     block_on(async {
         let docker = docker(SYNC_TIMEOUT).await?;
         if docker.inspect_image(image).await.is_err() {
@@ -509,6 +510,36 @@ pub(super) fn sync(
         )),
     })
 }
+
+/// Where the host reaches indexes through a TLS-inspecting proxy, it trusts an extra CA
+/// (`SSL_CERT_FILE`): the sync container gets that bundle (read-only) and uv is pointed at it, as
+/// uv on the host is. Proxy variables are passed on when they carry no credentials (the
+/// container's configuration must not hold a secret).
+fn host_network_settings(env: &mut Vec<String>, mounts: &mut Vec<Mount>) {
+    if let Some(bundle) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
+        && crate::fsutil::read_regular(&bundle).is_ok()
+    {
+        mounts.push(bind(&absolute(&bundle), CA_MOUNT, true));
+        env.push(format!("SSL_CERT_FILE={CA_MOUNT}"));
+    }
+    for key in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        if let Ok(v) = std::env::var(key)
+            && comfyprov_core::manifest::validate::credentials(&v).is_none()
+        {
+            env.push(format!("{key}={v}"));
+        }
+    }
+}
+
+/// Where the host's CA bundle is mounted in the sync container.
+const CA_MOUNT: &str = "/comfyprov-ca-certificates.pem";
 
 /// Whether the environment must be made afresh, and what it holds now.
 fn env_now(

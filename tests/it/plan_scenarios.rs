@@ -899,7 +899,7 @@ fn a_missing_environment_is_created_before_the_container() {
     for (found, why) in [
         (
             None,
-            "venv/ was not built by comfyprov (one made on the host links to an interpreter the container lacks); it is built afresh in nvidia/cuda:12.4.0-devel-ubuntu22.04",
+            "venv/ has no build record from comfyprov (made on the host, whose interpreter the container lacks, or a build was interrupted); it is built afresh in nvidia/cuda:12.4.0-devel-ubuntu22.04",
         ),
         (
             Some("python:3.11"),

@@ -750,7 +750,7 @@ fn an_old_workspace_with_a_host_venv_plans_a_fresh_environment() {
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("~ create the Python 3.11 environment venv/ and sync it to the new comfy.lock")
-            && text.contains("venv/ was not built by comfyprov (one made on the host links to an interpreter the container lacks)"),
+            && text.contains("venv/ has no build record from comfyprov (made on the host, whose interpreter the container lacks, or a build was interrupted)"),
         "{text}"
     );
 }

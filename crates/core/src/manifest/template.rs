@@ -77,6 +77,25 @@ pub fn manifest(c: &Choices) -> String {
         "args = []                          # extra main.py arguments"
     );
     let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "[python]                           # the environment, built by comfyprov inside the image (comfy.lock)"
+    );
+    let _ = writeln!(
+        w,
+        "version = \"3.12\"                   # uv installs a standalone CPython when the image has none"
+    );
+    if c.gpu {
+        let _ = writeln!(
+            w,
+            "torch = {{ version = \"2.6.0\", index = \"https://download.pytorch.org/whl/cu124\" }}   # match the image's CUDA"
+        );
+    }
+    let _ = writeln!(
+        w,
+        "exclude_newer = \"2025-11-06\"       # resolve as PyPI stood when this ComfyUI was released"
+    );
+    let _ = writeln!(w);
     let _ = writeln!(w, "[gpu]");
     if c.gpu {
         let _ = writeln!(
@@ -111,6 +130,10 @@ pub fn manifest(c: &Choices) -> String {
         let _ = writeln!(w, "name = \"ComfyUI-Login\"");
         let _ = writeln!(w, "git = \"{LOGIN_URL}\"");
         let _ = writeln!(w, "rev = \"{LOGIN_PIN}\"");
+        let _ = writeln!(
+            w,
+            "requirements = true                # resolved with ComfyUI's into comfy.lock"
+        );
     } else {
         let _ = writeln!(w, "mode = \"none\"");
     }
@@ -123,6 +146,7 @@ pub fn manifest(c: &Choices) -> String {
     let _ = writeln!(w, "# name = \"rgthree-comfy\"");
     let _ = writeln!(w, "# git = \"https://github.com/rgthree/rgthree-comfy\"");
     let _ = writeln!(w, "# rev = \"<commit>\"");
+    let _ = writeln!(w, "# requirements = true");
     let _ = writeln!(w);
     let _ = writeln!(w, "[policy]");
     let _ = writeln!(

@@ -871,7 +871,7 @@ impl fmt::Display for Reason {
             ),
             Reason::EnvNotBuiltHere { env, found: None, image } => write!(
                 f,
-                "{env}/ was not built by comfyprov (one made on the host links to an interpreter the container lacks); it is built afresh in {image}"
+                "{env}/ has no build record from comfyprov (made on the host, whose interpreter the container lacks, or a build was interrupted); it is built afresh in {image}"
             ),
             Reason::EnvNotBuiltHere {
                 env,
