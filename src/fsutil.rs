@@ -102,6 +102,43 @@ pub fn linked_write_target(path: &Path) -> Option<String> {
     })
 }
 
+/// `base/rel` as a real folder: each component under `base` is created when missing and refused
+/// when it is a symbolic link (or not a folder), so a write into it cannot land where a link
+/// planted by a container points. `base` itself is trusted (the user may link their workspace).
+pub fn real_dir(base: &Path, rel: &Path) -> std::io::Result<std::path::PathBuf> {
+    let mut path = base.to_owned();
+    for c in rel.components() {
+        let std::path::Component::Normal(name) = c else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("`{}` is not a plain relative path", rel.display()),
+            ));
+        };
+        path.push(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "`{}` is a symbolic link: comfyprov does not write through links in the workspace",
+                        path.display()
+                    ),
+                ));
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("`{}` is not a folder", path.display()),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&path)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(path)
+}
+
 /// Rename `from` to `to`, failing with `AlreadyExists` instead of replacing anything at `to`
 /// (a plain `rename` silently replaces an empty directory).
 pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {

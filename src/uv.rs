@@ -132,13 +132,13 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
 /// Place a copy of `uv` at `<workspace>/.comfyprov/bin/uv-<version>` (once; a copy whose
 /// bytes differ is replaced), for the one-off container to run. Returns its path.
 pub fn place(uv: &Uv, workspace: &Path) -> Result<PathBuf, StepError> {
-    let dir = workspace.join(".comfyprov").join("bin");
+    let dir = crate::fsutil::real_dir(workspace, Path::new(".comfyprov/bin"))
+        .map_err(|e| StepError::io("cannot create", &workspace.join(".comfyprov/bin"), e))?;
     let target = dir.join(format!("uv-{UV_VERSION}"));
     let bytes = std::fs::read(&uv.path).map_err(|e| StepError::io("cannot read", &uv.path, e))?;
     if crate::fsutil::read_regular_nofollow(&target).is_ok_and(|b| b == bytes) {
         return Ok(target);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| StepError::io("cannot create", &dir, e))?;
     crate::fsutil::write_atomic(&target, &bytes, 0o755)
         .map_err(|e| StepError::io("cannot write", &target, e))?;
     Ok(target)

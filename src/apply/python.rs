@@ -237,8 +237,7 @@ fn resolve(
     inputs: &Inputs,
 ) -> Result<Vec<Package>, StepError> {
     let comfy = env.comfyui();
-    let work = env.workspace.join(".comfyprov").join("python");
-    std::fs::create_dir_all(&work).map_err(|e| StepError::io("cannot create", &work, e))?;
+    let work = state_dir(env, "python")?;
     // The manifest's own requirements: torch (pinned: a node asking for another is a
     // conflict, never an upgrade) and the extra packages; the constraints beside them.
     let mut extras = String::new();
@@ -394,23 +393,20 @@ pub(super) fn sync(
     }
     let uv = uv::find()?;
     let placed = uv::place(&uv, &env.workspace)?;
-    let state = env.workspace.join(".comfyprov");
-    let req = state.join("python").join("sync.txt");
-    std::fs::create_dir_all(req.parent().unwrap_or(&state))
-        .map_err(|e| StepError::io("cannot create", &state, e))?;
+    let req = state_dir(env, "python")?.join("sync.txt");
     crate::fsutil::write_atomic(&req, wanted.requirements().as_bytes(), 0o644)
         .map_err(|e| StepError::io("cannot write", &req, e))?;
-    let in_state = |p: &Path| {
-        format!(
-            "{STATE_MOUNT}/{}",
-            p.strip_prefix(&state).unwrap_or(p).display()
-        )
-    };
-    let uv_in = in_state(&placed);
+    let cache = state_dir(env, "cache/uv")?;
+    // The container gets uv and the requirements read-only and only uv's cache writable under
+    // `.comfyprov/`: nothing it plants there is on a path comfyprov writes.
+    let uv_in = format!("{STATE_MOUNT}/uv");
+    let req_in = format!("{STATE_MOUNT}/sync.txt");
     let env_in = format!("{CONTAINER_ROOT}/{}", spec.env);
     let mut mounts = vec![
         bind(&env.comfyui(), CONTAINER_ROOT, false),
-        bind(&state, STATE_MOUNT, false),
+        bind(&placed, &uv_in, true),
+        bind(&req, &req_in, true),
+        bind(&cache, &format!("{STATE_MOUNT}/cache"), false),
     ];
     for (n, f) in spec.find_links.iter().enumerate() {
         if let FindLinks::Dir(d) = f {
@@ -442,10 +438,10 @@ pub(super) fn sync(
         sync.push("--require-hashes".into());
     }
     sync.extend(index_args(spec, true));
-    sync.push(in_state(&req));
+    sync.push(req_in);
     runs.push(sync);
     let mut env_vars = vec![
-        format!("UV_CACHE_DIR={STATE_MOUNT}/cache/uv"),
+        format!("UV_CACHE_DIR={STATE_MOUNT}/cache"),
         // The cache and the environment are different mounts: hard links cannot cross them.
         "UV_LINK_MODE=copy".to_owned(),
         // A standalone CPython, when the image has no Python of this version, goes into the
@@ -469,7 +465,10 @@ pub(super) fn sync(
         }
         Ok(())
     })?;
-    let marker = env_dir.join(ENV_MARKER);
+    // The environment is in the container-writable `ComfyUI/`: never written through a link.
+    let marker = crate::fsutil::real_dir(&env.comfyui(), Path::new(&spec.env))
+        .map_err(|e| StepError::io("cannot write into", &env_dir, e))?
+        .join(ENV_MARKER);
     let bytes = serde_json::to_vec(&EnvMarker {
         image: image.to_owned(),
     })
@@ -565,6 +564,13 @@ fn env_now(
             Ok((!same, if same { packages } else { BTreeMap::new() }))
         }
     }
+}
+
+/// `<workspace>/.comfyprov/<rel>`, a real folder (see [`crate::fsutil::real_dir`]).
+fn state_dir(env: &Env, rel: &str) -> Result<PathBuf, StepError> {
+    let path = Path::new(".comfyprov").join(rel);
+    crate::fsutil::real_dir(&env.workspace, &path)
+        .map_err(|e| StepError::io("cannot create", &env.workspace.join(&path), e))
 }
 
 /// One name per workspace, so that a leftover from a killed run is found and removed.

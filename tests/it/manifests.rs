@@ -43,6 +43,17 @@ fn invalid_manifests_report_every_problem_with_a_span_and_help() {
             assert!(p.help.is_some(), "{stem}: `{}` has no help line", p.message);
         }
         let rendered = render_plain(&problems, 80);
+        // No URL credential of the manifest is quoted, whichever problem's snippet shows it.
+        let text = std::fs::read_to_string(&path).unwrap();
+        for url in text.split('"').filter(|w| w.contains("://")) {
+            if let Some(r) = manifest::validate::credentials(url) {
+                let secret = &url[r];
+                assert!(
+                    !rendered.contains(secret),
+                    "{stem}: the credentials `{secret}` are shown:\n{rendered}"
+                );
+            }
+        }
         insta::with_settings!({ snapshot_path => "snapshots/invalid", prepend_module_to_snapshot => false }, {
             insta::assert_snapshot!(stem, rendered);
         });

@@ -39,6 +39,33 @@ impl Lookup for NoLookup {
     }
 }
 
+/// `text` with the userinfo of every `scheme://user:secret@host` replaced by `*`s of the same
+/// length (a `ssh://git@host` user name too: it is not worth telling apart here).
+///
+/// ```
+/// use comfyprov_core::manifest::mask_url_credentials;
+/// assert_eq!(
+///     mask_url_credentials(r#"index = "https://u:tok@h/simple""#),
+///     r#"index = "https://*****@h/simple""#
+/// );
+/// assert_eq!(mask_url_credentials("a@b https://h/x"), "a@b https://h/x");
+/// ```
+pub fn mask_url_credentials(text: &str) -> String {
+    let mut out = text.to_owned();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("://") {
+        let start = from + i + 3;
+        let end = text[start..]
+            .find(|c: char| matches!(c, '/' | '"' | '\'' | '\n' | ' ' | '\t' | '#' | '?'))
+            .map_or(text.len(), |e| start + e);
+        if let Some(at) = text[start..end].rfind('@') {
+            out.replace_range(start..start + at, &"*".repeat(at));
+        }
+        from = end.max(start);
+    }
+    out
+}
+
 /// Validate manifest text; `name` labels diagnostics, `base` resolves relative paths.
 pub fn parse(
     name: &str,
@@ -46,9 +73,10 @@ pub fn parse(
     base: &Path,
     lookup: &dyn Lookup,
 ) -> Result<Desired, Vec<Problem>> {
-    let source: diag::Source = Arc::new(NamedSource::new(name, text));
-    let text = source.inner().as_str();
-    let (doc, errors) = toml::de::DeTable::parse_recoverable(text);
+    // Diagnostics quote the manifest around each problem: they quote it with every URL's
+    // credentials masked (same length, so every span still fits), whatever the problem is.
+    let source: diag::Source = Arc::new(NamedSource::new(name, mask_url_credentials(&text)));
+    let (doc, errors) = toml::de::DeTable::parse_recoverable(&text);
     if !errors.is_empty() {
         return Err(errors
             .iter()

@@ -53,6 +53,9 @@ pub(super) fn python_spec(
         ok = false;
     }
     let torch = py.torch.and_then(|t| {
+        let index = t
+            .index
+            .filter(|i| index_url(cx, &[key("python"), key("torch"), key("index")], i));
         let v_ok = !t.version.is_empty()
             && t.version.starts_with(|c: char| c.is_ascii_digit())
             && t
@@ -72,9 +75,6 @@ pub(super) fn python_spec(
             );
             return None;
         }
-        let index = t.index.filter(|i| {
-            index_url(cx, &[key("python"), key("torch"), key("index")], i)
-        });
         Some(TorchSpec {
             version: t.version,
             index,
