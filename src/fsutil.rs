@@ -342,3 +342,28 @@ mod time_tests {
         assert!(!is_temp_name("ComfyUI-Login.disabled"));
     }
 }
+
+#[cfg(test)]
+mod real_dir_tests {
+    use super::*;
+
+    #[test]
+    fn real_dir_creates_missing_folders_and_refuses_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        let made = real_dir(&ws, Path::new(".comfyprov/bin")).unwrap();
+        assert!(made.is_dir());
+        // A container plants `.comfyprov/python` as a link to a folder outside.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, ws.join(".comfyprov/python")).unwrap();
+        let err = real_dir(&ws, Path::new(".comfyprov/python")).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        // A file where a folder goes, and a path that climbs out, are refused too.
+        std::fs::write(ws.join("file"), "x").unwrap();
+        assert!(real_dir(&ws, Path::new("file/sub")).is_err());
+        assert!(real_dir(&ws, Path::new("../escape")).is_err());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+}
