@@ -254,6 +254,11 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let container = with_container.then_some((image.tag.as_str(), project.as_str()));
         let root = setup(dir.path(), n, 40, container, python);
+        if std::env::var_os("BENCH_KEEP").is_some() {
+            // Keep the workspaces for a closer look (profiling), and say where they are.
+            eprintln!("kept: {}", root.display());
+            std::mem::forget(dir);
+        }
         let plan = || {
             let mut c = Command::new(bin);
             c.args(["plan", "--detailed-exitcode"]).current_dir(&root);
@@ -286,25 +291,27 @@ fn main() {
         }
         let (min, median, p90) = stats(times);
         // An older build may not read `[python]`: the python row compares with the row above.
-        let baseline = std::env::var_os("BENCH_BASELINE").filter(|_| !python).map(|b| {
-            // Interleaved with a second series of this build, so both see the same machine.
-            let mut theirs = Vec::new();
-            let mut ours = Vec::new();
-            let mut their_rss = 0;
-            for _ in 0..runs {
-                let mut c = plan();
-                let mut b = Command::new(&b);
-                b.args(c.get_args()).current_dir(&root);
-                let (t, r, code) = measure(&mut b);
-                // An older build may render the compose file (its spec label) differently and
-                // plan one render step (exit 2): the same observation, one more line printed.
-                assert_ne!(code, 1, "the baseline must plan without an error");
-                theirs.push(t);
-                their_rss = their_rss.max(r);
-                ours.push(measure(&mut c).0);
-            }
-            (stats(theirs).1, stats(ours).1, their_rss)
-        });
+        let baseline = std::env::var_os("BENCH_BASELINE")
+            .filter(|_| !python)
+            .map(|b| {
+                // Interleaved with a second series of this build, so both see the same machine.
+                let mut theirs = Vec::new();
+                let mut ours = Vec::new();
+                let mut their_rss = 0;
+                for _ in 0..runs {
+                    let mut c = plan();
+                    let mut b = Command::new(&b);
+                    b.args(c.get_args()).current_dir(&root);
+                    let (t, r, code) = measure(&mut b);
+                    // An older build may render the compose file (its spec label) differently and
+                    // plan one render step (exit 2): the same observation, one more line printed.
+                    assert_ne!(code, 1, "the baseline must plan without an error");
+                    theirs.push(t);
+                    their_rss = their_rss.max(r);
+                    ours.push(measure(&mut c).0);
+                }
+                (stats(theirs).1, stats(ours).1, their_rss)
+            });
 
         let script = "for d in ws/ComfyUI/custom_nodes/*/; do git -C \"$d\" rev-parse HEAD; git -C \"$d\" status --porcelain; done";
         let shell: Vec<Duration> = (0..5.min(runs))
