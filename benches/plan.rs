@@ -139,7 +139,7 @@ fn setup(
 /// `comfy.lock` resolved from the workspace's inputs as they are, with 200 packages, and the
 /// environment `ws/ComfyUI/venv` holding exactly those, built (its marker says) in `image`.
 fn python_env(root: &Path, image: &str, pin: &str) {
-    use comfyprov::lock::{FORMAT, Lock, LockedGit, Package};
+    use comfyprov::lock::{Lock, LockedGit, Package};
     std::fs::write(
         root.join("ws/ComfyUI/requirements.txt"),
         "torch\nnumpy>=2\n",
@@ -156,10 +156,9 @@ fn python_env(root: &Path, image: &str, pin: &str) {
             hashes: vec![format!("sha256:{:064x}", i)],
         })
         .collect();
-    let lock = Lock {
-        version: FORMAT,
-        resolved_from: observed.inputs,
-        git: comfyprov::plan::pin_targets(&desired)
+    let lock = Lock::new(
+        observed.inputs,
+        comfyprov::plan::pin_targets(&desired)
             .into_iter()
             .map(|(t, rev)| LockedGit {
                 name: t.name().to_owned(),
@@ -168,7 +167,7 @@ fn python_env(root: &Path, image: &str, pin: &str) {
             })
             .collect(),
         packages,
-    };
+    );
     std::fs::write(root.join("comfy.lock"), lock.render()).unwrap();
     let venv = root.join("ws/ComfyUI/venv");
     let site = venv.join("lib/python3.11/site-packages");

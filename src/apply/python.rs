@@ -21,7 +21,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use comfyprov_core::lock::{self, FORMAT, Inputs, Lock, LockedGit, Package, normalize};
+use comfyprov_core::lock::{self, Inputs, Lock, LockedGit, Package, normalize};
 use comfyprov_core::observed::{ENV_MARKER, EnvMarker, EnvState, LockState};
 
 use super::container::{api, block_on, docker};
@@ -52,7 +52,7 @@ pub(super) fn lock(
     let comfy = env.comfyui();
     let inputs = Inputs::new(spec, input_files(&comfy, files));
     let pins = pins_now(env, git);
-    let current = match lock_state(&spec.lock_file.path) {
+    let current = match lock_state(&spec.lock_file.path, None) {
         LockState::Present(l) => Some(*l),
         _ => None,
     };
@@ -92,12 +92,7 @@ pub(super) fn lock(
     }
     let uv = uv::find()?;
     let packages = resolve(env, &uv, spec, &inputs)?;
-    let lock = Lock {
-        version: FORMAT,
-        resolved_from: inputs,
-        git: pins,
-        packages,
-    };
+    let lock = Lock::new(inputs, pins, packages);
     let wrote = write_lock(spec, &lock)?;
     let torch = lock
         .packages
@@ -362,7 +357,7 @@ pub(super) fn sync(
 ) -> Exec {
     let packages: Vec<Package> = match packages {
         Some(p) => p.to_vec(),
-        None => match lock_state(&spec.lock_file.path) {
+        None => match lock_state(&spec.lock_file.path, None) {
             LockState::Present(l) => l.packages,
             LockState::Missing => {
                 return Err(StepError::new(format!(
@@ -378,12 +373,7 @@ pub(super) fn sync(
             }
         },
     };
-    let wanted = Lock {
-        version: FORMAT,
-        resolved_from: Inputs::new(spec, Vec::new()),
-        git: Vec::new(),
-        packages,
-    };
+    let wanted = Lock::new(Inputs::new(spec, Vec::new()), Vec::new(), packages);
     let env_dir = env.comfyui().join(&spec.env);
     let (create, before) = env_now(&env_dir, spec, image)?;
     if !create && lock::changes(&before, &wanted).is_empty() {

@@ -14,9 +14,10 @@ use crate::manifest::{Desired, PythonSpec};
 pub fn observe(desired: &Desired) -> Option<PythonObserved> {
     let spec = desired.python.as_ref()?;
     let comfy = desired.workspace.path.join("ComfyUI");
+    let inputs = Inputs::new(spec, input_files(&comfy, &input_paths(desired)));
     Some(PythonObserved {
-        lock: lock_state(&spec.lock_file.path),
-        inputs: Inputs::new(spec, input_files(&comfy, &input_paths(desired))),
+        lock: lock_state(&spec.lock_file.path, Some(&inputs)),
+        inputs,
         env: env_state(&comfy.join(&spec.env), spec),
     })
 }
@@ -54,13 +55,16 @@ pub fn input_files(comfy: &Path, paths: &[String]) -> Vec<SourceFile> {
         .collect()
 }
 
-/// `comfy.lock` as found.
-pub fn lock_state(path: &Path) -> LockState {
+/// `comfy.lock` as found; with today's inputs, read the quick way when it was resolved from them
+/// (see [`Lock::parse_against`]).
+pub fn lock_state(path: &Path, now: Option<&Inputs>) -> LockState {
     match crate::fsutil::read_regular_nofollow(path) {
         Ok(bytes) => match std::str::from_utf8(&bytes)
             .map_err(|e| e.to_string())
-            .and_then(Lock::parse)
-        {
+            .and_then(|text| match now {
+                Some(now) => Lock::parse_against(text, now),
+                None => Lock::parse(text),
+            }) {
             Ok(lock) => LockState::Present(Box::new(lock)),
             Err(error) => LockState::Unreadable { error },
         },

@@ -367,6 +367,7 @@ fn python_observed(
         },
         _ => LockState::Present(Box::new(Lock {
             version: FORMAT,
+            inputs_sha256: String::new(),
             resolved_from: locked_inputs,
             git: plan::pin_targets(d)
                 .into_iter()

@@ -708,6 +708,7 @@ fn with_python() -> (Desired, Observed) {
     };
     let lock = Lock {
         version: FORMAT,
+        inputs_sha256: String::new(),
         resolved_from: inputs.clone(),
         git: plan::pin_targets(&d)
             .into_iter()

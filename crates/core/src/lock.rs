@@ -25,6 +25,10 @@ pub const FORMAT: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
     pub version: u32,
+    /// The SHA-256 of `resolved_from` (see [`Inputs::digest`]): `plan` compares it with today's
+    /// inputs' and reads `resolved_from` only when they differ, to say how.
+    #[serde(default)]
+    pub inputs_sha256: String,
     /// What the packages were resolved from.
     pub resolved_from: Inputs,
     /// The commits ComfyUI and the nodes were at.
@@ -109,6 +113,11 @@ pub struct Package {
 }
 
 impl Inputs {
+    /// A digest of everything here.
+    pub fn digest(&self) -> String {
+        crate::digest::sha256_hex(&serde_json::to_vec(self).unwrap_or_default())
+    }
+
     /// The inputs a resolution for `spec` with these requirements files has.
     pub fn new(spec: &PythonSpec, files: Vec<SourceFile>) -> Inputs {
         Inputs {
@@ -214,6 +223,56 @@ impl Inputs {
 }
 
 impl Lock {
+    /// A lock of `packages` resolved from `inputs`, with the checkouts' commits.
+    pub fn new(inputs: Inputs, git: Vec<LockedGit>, packages: Vec<Package>) -> Lock {
+        Lock {
+            version: FORMAT,
+            inputs_sha256: inputs.digest(),
+            resolved_from: inputs,
+            git,
+            packages,
+        }
+    }
+
+    /// [`Lock::parse`] for `plan`, which knows today's inputs: when the lock says it was
+    /// resolved from inputs with today's digest, `resolved_from` is not parsed at all (it is
+    /// today's); the git pins and packages are read by the line scanner.
+    pub fn parse_against(text: &str, now: &Inputs) -> Result<Lock, String> {
+        let digest = now.digest();
+        let current = text.lines().take(8).any(|l| {
+            l.strip_prefix("inputs_sha256 = \"")
+                .and_then(|r| r.strip_suffix('"'))
+                == Some(digest.as_str())
+        });
+        let fast = current.then(|| {
+            let (head, packages) = text.split_once("\n[[package]]\n")?;
+            let git = match head.split_once("\n[[git]]\n") {
+                Some((_, git)) => scan_tables(git)?
+                    .into_iter()
+                    .map(|mut t| {
+                        Some(LockedGit {
+                            name: take(&mut t, "name")?,
+                            rev: take(&mut t, "rev")?,
+                            commit: take(&mut t, "commit")?,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+                None => Vec::new(),
+            };
+            Some(Lock {
+                version: FORMAT,
+                inputs_sha256: digest.clone(),
+                resolved_from: now.clone(),
+                git,
+                packages: scan_packages(packages)?,
+            })
+        });
+        match fast.flatten() {
+            Some(lock) if text.contains(&format!("\nversion = {FORMAT}\n")) => Ok(lock),
+            _ => Lock::parse(text),
+        }
+    }
+
     /// Parse a lock file's text. `plan` reads it on every run and a real lock holds thousands of
     /// hashes: the packages, in the exact form [`Lock::render`] writes them, are read by a
     /// line scanner (a tenth of the TOML parser's time), the rest by the TOML parser. Anything
@@ -223,6 +282,8 @@ impl Lock {
             #[derive(Deserialize)]
             struct Head {
                 version: u32,
+                #[serde(default)]
+                inputs_sha256: String,
                 resolved_from: Inputs,
                 #[serde(default)]
                 git: Vec<LockedGit>,
@@ -230,6 +291,7 @@ impl Lock {
             let head: Head = toml::from_str(head).ok()?;
             Some(Lock {
                 version: head.version,
+                inputs_sha256: head.inputs_sha256,
                 resolved_from: head.resolved_from,
                 git: head.git,
                 packages: scan_packages(tail)?,
@@ -279,49 +341,67 @@ impl Lock {
     }
 }
 
-/// The `[[package]]` tables as `render` writes them (the first header already split off):
-/// `name`, `version` and `hashes` lines of plain quoted strings. `None` on anything else.
-fn scan_packages(text: &str) -> Option<Vec<Package>> {
+/// A scanned table: each key with its string values.
+type Table = Vec<(String, Vec<String>)>;
+
+/// `[[…]]` tables as `render` writes them, the first header already split off: each a list of
+/// `key = "string"` or `key = ["string", …]` lines, until the next header of the same name.
+/// `None` on anything else.
+fn scan_tables(text: &str) -> Option<Vec<Table>> {
     let quoted = |v: &str| -> Option<String> {
         let inner = v.trim().strip_prefix('"')?.strip_suffix('"')?;
         (!inner.contains(['"', '\\'])).then(|| inner.to_owned())
     };
-    let mut out = Vec::new();
-    let mut current: Option<(Option<String>, Option<String>, Vec<String>)> =
-        Some((None, None, Vec::new()));
-    let finish = |c: (Option<String>, Option<String>, Vec<String>)| -> Option<Package> {
-        Some(Package {
-            name: c.0?,
-            version: c.1?,
-            hashes: c.2,
-        })
-    };
+    let mut out = vec![Vec::new()];
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        if line == "[[package]]" {
-            out.push(finish(current.take()?)?);
-            current = Some((None, None, Vec::new()));
+        if line.starts_with("[[") {
+            out.push(Vec::new());
             continue;
         }
         let (key, value) = line.split_once(" = ")?;
-        let c = current.as_mut()?;
-        match key {
-            "name" if c.0.is_none() => c.0 = Some(quoted(value)?),
-            "version" if c.1.is_none() => c.1 = Some(quoted(value)?),
-            "hashes" => {
-                let inner = value.trim().strip_prefix('[')?.strip_suffix(']')?;
-                for h in inner.split(',').filter(|h| !h.trim().is_empty()) {
-                    c.2.push(quoted(h)?);
-                }
-            }
-            _ => return None,
-        }
+        let values = match value.trim().strip_prefix('[') {
+            Some(list) => list
+                .strip_suffix(']')?
+                .split(',')
+                .filter(|h| !h.trim().is_empty())
+                .map(quoted)
+                .collect::<Option<Vec<_>>>()?,
+            None => vec![quoted(value)?],
+        };
+        out.last_mut()?.push((key.to_owned(), values));
     }
-    out.push(finish(current?)?);
     Some(out)
+}
+
+/// The one string value of `key` in a scanned table.
+fn take(table: &mut Table, key: &str) -> Option<String> {
+    let i = table.iter().position(|(k, _)| k == key)?;
+    let (_, mut v) = table.swap_remove(i);
+    (v.len() == 1).then(|| v.remove(0))
+}
+
+/// The `[[package]]` tables as `render` writes them (the first header already split off).
+fn scan_packages(text: &str) -> Option<Vec<Package>> {
+    scan_tables(text)?
+        .into_iter()
+        .map(|mut t| {
+            let name = take(&mut t, "name")?;
+            let version = take(&mut t, "version")?;
+            let hashes = match t.iter().position(|(k, _)| k == "hashes") {
+                Some(i) => t.swap_remove(i).1,
+                None => Vec::new(),
+            };
+            t.is_empty().then_some(Package {
+                name,
+                version,
+                hashes,
+            })
+        })
+        .collect()
 }
 
 /// A package name as PEP 503 compares them: lowercase, runs of `-`, `_`, `.` as one `-`.
@@ -509,9 +589,8 @@ mod tests {
 
     #[test]
     fn changes_list_updates_additions_and_removals() {
-        let lock = Lock {
-            version: FORMAT,
-            resolved_from: Inputs::new(
+        let lock = Lock::new(
+            Inputs::new(
                 &crate::manifest::PythonSpec {
                     version: "3.11".into(),
                     platform: "x86_64-manylinux_2_28".into(),
@@ -531,12 +610,16 @@ mod tests {
                 },
                 vec![],
             ),
-            git: vec![],
-            packages: vec![
+            vec![LockedGit {
+                name: "ComfyUI".into(),
+                rev: "v0.3.68".into(),
+                commit: "f".repeat(40),
+            }],
+            vec![
                 Package {
                     name: "numpy".into(),
                     version: "2.1.2".into(),
-                    hashes: vec![],
+                    hashes: vec!["sha256:aa".into(), "sha256:bb".into()],
                 },
                 Package {
                     name: "onnxruntime".into(),
@@ -544,7 +627,7 @@ mod tests {
                     hashes: vec![],
                 },
             ],
-        };
+        );
         let installed: BTreeMap<String, String> = [("numpy", "1.26.4"), ("foo", "0.1")]
             .into_iter()
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
@@ -569,5 +652,19 @@ mod tests {
         );
         assert_eq!(Lock::parse(&edited).unwrap(), lock);
         assert!(scan_packages("name = 'numpy'\n").is_none());
+        // Against today's inputs: the same lock, without parsing what it was resolved from;
+        // against other inputs, the full parse (whose resolved_from then differs).
+        assert_eq!(
+            Lock::parse_against(&text, &lock.resolved_from).unwrap(),
+            lock
+        );
+        let mut other = lock.resolved_from.clone();
+        other.python = "3.12".into();
+        let parsed = Lock::parse_against(&text, &other).unwrap();
+        assert_eq!(parsed, lock);
+        assert_eq!(
+            parsed.resolved_from.differences(&other),
+            ["python.version 3.11 → 3.12"]
+        );
     }
 }

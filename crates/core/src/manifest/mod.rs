@@ -56,7 +56,7 @@ pub fn mask_url_credentials(text: &str) -> String {
     while let Some(i) = text[from..].find("://") {
         let start = from + i + 3;
         let end = text[start..]
-            .find(|c: char| matches!(c, '/' | '"' | '\'' | '\n' | ' ' | '\t' | '#' | '?'))
+            .find(['/', '"', '\'', '\n', ' ', '\t', '#', '?'])
             .map_or(text.len(), |e| start + e);
         if let Some(at) = text[start..end].rfind('@') {
             out.replace_range(start..start + at, &"*".repeat(at));
