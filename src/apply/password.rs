@@ -164,11 +164,59 @@ pub(super) fn write(env: &Env, new_hash: bool, login: &LoginSpec) -> Exec {
     let detail = if current_verifies {
         "hash kept (the token did not change)"
     } else {
-        "new hash: clients need the new token, see `comfyprov token`"
+        // A new password must also end the sessions signed with the old key.
+        if current.is_some() && rotate_session_key(env, &login.login_node)? {
+            "new hash and a new session key: clients need the new token, see `comfyprov token`; signed-in browsers must sign in again"
+        } else {
+            "new hash: clients need the new token, see `comfyprov token`"
+        }
     };
     Ok(Outcome::Done {
         detail: Some(detail.to_owned()),
     })
+}
+
+/// ComfyUI-Login signs its session cookies with `custom_nodes/<node>/.secret-key.txt`
+/// (`<urlsafe base64 of 32 random bytes>,<ISO time>`, read at start; sessions last 30 days): a
+/// cookie taken before a password change would still be let in. Replace the key (mode 0600)
+/// so that the restart after the rotation ends those sessions. `false` when the node's folder is
+/// not there (nothing signs cookies yet).
+fn rotate_session_key(env: &Env, node: &str) -> Result<bool, StepError> {
+    let dir = env.custom_nodes().join(node);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        _ => return Ok(false),
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| StepError::new(format!("no random bytes: {e}")))?;
+    let now = crate::fsutil::utc_iso(std::time::SystemTime::now());
+    let content = format!("{},{}", base64_url(&key), now.trim_end_matches('Z'));
+    let path = dir.join(".secret-key.txt");
+    write_atomic(&path, content.as_bytes(), 0o600)
+        .map_err(|e| StepError::io("cannot write", &path, e))?;
+    Ok(true)
+}
+
+/// URL-safe base64 with padding, as Python's `base64.urlsafe_b64encode`.
+fn base64_url(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn verifies(value: &SecretValue, hash: &[u8]) -> bool {
@@ -270,5 +318,13 @@ mod tests {
         assert_eq!(a.len(), GENERATED_LEN);
         assert!(a.iter().all(u8::is_ascii_alphanumeric));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn base64_url_matches_pythons_urlsafe_b64encode() {
+        // base64.urlsafe_b64encode(b"\xfb\xff\x00") == b"-_8A"; b"ab" == b"YWI="
+        assert_eq!(super::base64_url(&[0xfb, 0xff, 0x00]), "-_8A");
+        assert_eq!(super::base64_url(b"ab"), "YWI=");
+        assert_eq!(super::base64_url(&[0u8; 32]).len(), 44);
     }
 }

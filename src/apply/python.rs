@@ -386,7 +386,16 @@ pub(super) fn sync(
     let req = state_dir(env, "python")?.join("sync.txt");
     crate::fsutil::write_atomic(&req, wanted.requirements().as_bytes(), 0o644)
         .map_err(|e| StepError::io("cannot write", &req, e))?;
-    let cache = state_dir(env, "cache/uv")?;
+    // uv's download cache: the workspace's own, or one shared by workspaces (and CI runs) when
+    // COMFYPROV_UV_CACHE names a folder.
+    let cache = match std::env::var_os("COMFYPROV_UV_CACHE").filter(|v| !v.is_empty()) {
+        Some(dir) => {
+            let dir = absolute(Path::new(&dir));
+            std::fs::create_dir_all(&dir).map_err(|e| StepError::io("cannot create", &dir, e))?;
+            dir
+        }
+        None => state_dir(env, "cache/uv")?,
+    };
     // The container gets uv and the requirements read-only and only uv's cache writable under
     // `.comfyprov/`: nothing it plants there is on a path comfyprov writes.
     let uv_in = format!("{STATE_MOUNT}/uv");

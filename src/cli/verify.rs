@@ -59,15 +59,19 @@ pub fn render(v: &Verification, color: bool) -> String {
         })
         .collect();
     out.push_str(&format!(
-        "  server: ComfyUI {}, Python {}, devices: {}\n",
+        "  server: ComfyUI {}, Python {}, torch {}, devices: {}\n",
         v.comfyui_version.as_deref().unwrap_or("unknown"),
         v.python_version.as_deref().unwrap_or("unknown"),
+        v.torch_version.as_deref().unwrap_or("unknown"),
         if devices.is_empty() {
             "unknown".to_owned()
         } else {
             devices.join(", ")
         }
     ));
+    for n in &v.notes {
+        out.push_str(&format!("  note: {n}\n"));
+    }
     let failed = v.checks.iter().filter(|c| !c.ok).count();
     if failed == 0 {
         out.push_str(&format!("Verified: {} checks passed.\n", v.checks.len()));

@@ -116,7 +116,11 @@ pub struct Verification {
     pub ready_ms: u64,
     pub comfyui_version: Option<String>,
     pub python_version: Option<String>,
+    /// torch's version (`pytorch_version` in /system_stats), e.g. `2.9.0+cu128`.
+    pub torch_version: Option<String>,
     pub devices: Vec<Device>,
+    /// Warnings that are not failures (ComfyUI-Login's token in the log).
+    pub notes: Vec<String>,
     /// `argv` as the server reports it.
     pub argv: Option<Vec<String>>,
     pub expected_argv: Vec<String>,
@@ -219,7 +223,9 @@ pub async fn verify(
         ready_ms,
         comfyui_version: None,
         python_version: None,
+        torch_version: None,
         devices: Vec::new(),
+        notes: Vec::new(),
         argv: None,
         expected_argv: target.argv.clone(),
         imported: None,
@@ -228,6 +234,12 @@ pub async fn verify(
     };
     stats_checks(&mut v, stats.as_ref().map(|r| &r.body[..]));
     let log = server_log(docker, &target.container, previous_end).await;
+    if target.login && log.as_ref().is_ok_and(|l| l.contains("use token=")) {
+        v.notes.push(format!(
+            "ComfyUI-Login wrote the token into this run's log (`For direct API calls, use token=…`, at INFO level): whoever can run `docker logs {}` or fetch /internal/logs has it; keep the Docker socket to admins",
+            target.container
+        ));
+    }
     node_checks(&mut v, target, log);
     v.ok = v.checks.iter().all(|c| c.ok);
     Ok(v)
@@ -312,6 +324,7 @@ fn stats_checks(v: &mut Verification, body: Option<&[u8]>) {
         .as_str()
         .and_then(|p| p.split_whitespace().next())
         .map(str::to_owned);
+    v.torch_version = system["pytorch_version"].as_str().map(str::to_owned);
     v.devices = stats["devices"]
         .as_array()
         .map(|ds| {
@@ -366,10 +379,16 @@ fn node_checks(v: &mut Verification, target: &Target, log: Result<String, String
                 Some(true) => (true, "loaded".to_owned()),
                 Some(false) => (
                     false,
-                    format!(
-                        "IMPORT FAILED: see `docker logs {}` for the traceback",
-                        target.container
-                    ),
+                    match log.as_deref().ok().and_then(|l| import_error(l, name)) {
+                        Some(line) => format!(
+                            "IMPORT FAILED: {line} (`docker logs {}` has the traceback)",
+                            target.container
+                        ),
+                        None => format!(
+                            "IMPORT FAILED: see `docker logs {}` for the traceback",
+                            target.container
+                        ),
+                    },
                 ),
                 None => (false, "not imported: the server did not see it".to_owned()),
             },
@@ -400,6 +419,23 @@ fn node_checks(v: &mut Verification, target: &Target, log: Result<String, String
         });
     }
     v.imported = imported;
+}
+
+/// The server's own line for a node that failed to import, the last of this run's log:
+/// `Cannot import /workspace/ComfyUI/custom_nodes/<node> module for custom nodes: <error>`, or
+/// for a pack without mappings `Skip … module for custom nodes due to the lack of
+/// NODE_CLASS_MAPPINGS.` Tokens masked.
+pub fn import_error(log: &str, node: &str) -> Option<String> {
+    let needle = format!("/custom_nodes/{node} module for custom nodes");
+    log.lines()
+        .rev()
+        .map(|l| {
+            l.split_once(' ')
+                .filter(|(ts, _)| ts.contains('T'))
+                .map_or(l, |(_, rest)| rest)
+        })
+        .find(|l| l.contains(&needle) && (l.starts_with("Cannot import") || l.starts_with("Skip")))
+        .map(|l| crate::secret::mask_tokens(l.trim()))
 }
 
 /// The last `Import times for custom nodes:` block in a ComfyUI log: node dir → loaded.
@@ -523,5 +559,19 @@ mod tests {
             ])
         );
         assert_eq!(parse_imports("Starting server\n"), None);
+    }
+
+    #[test]
+    fn an_import_failure_is_told_in_the_servers_own_words() {
+        let log = "2026-11-30T13:00:01.5Z Traceback (most recent call last):\n\
+                   2026-11-30T13:00:01.5Z RuntimeError: Broken refuses to import\n\
+                   2026-11-30T13:00:01.6Z Cannot import /workspace/ComfyUI/custom_nodes/Broken module for custom nodes: Broken refuses to import\n";
+        assert_eq!(
+            import_error(log, "Broken").as_deref(),
+            Some(
+                "Cannot import /workspace/ComfyUI/custom_nodes/Broken module for custom nodes: Broken refuses to import"
+            )
+        );
+        assert_eq!(import_error(log, "Other"), None);
     }
 }

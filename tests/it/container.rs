@@ -513,7 +513,8 @@ fn verify_passes_after_a_fresh_login_apply_and_probes_like_a_client() {
         "ok    live argv matches the manifest: main.py --listen 0.0.0.0 --port 8188 --cpu",
         "ok    node Extra: loaded",
         "ok    node ComfyUI-Login: loaded",
-        "server: ComfyUI 0.3.68, Python 3.11.2, devices: cpu (cpu)",
+        "server: ComfyUI 0.3.68, Python 3.11.2, torch 2.5.1+cpu, devices: cpu (cpu)",
+        "note: ComfyUI-Login wrote the token into this run's log",
         "Verified: 7 checks passed.",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");

@@ -214,7 +214,9 @@ fn converged_workspace_plans_nothing() {
     let d = desired();
     let p = plan::plan(&d, &converged(&d), &Options::default());
     assert!(!p.has_changes(), "unexpected steps: {:#?}", p.steps);
-    assert_eq!(p.notes.len(), 1, "only the container note: {:#?}", p.notes);
+    // The container note, and (login mode) that ComfyUI-Login logs its token.
+    assert_eq!(p.notes.len(), 2, "{:#?}", p.notes);
+    assert!(matches!(p.notes[0], comfyprov::plan::Note::TokenInLog { .. }));
 }
 
 #[test]

@@ -395,17 +395,21 @@ fn serde_json_list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// One raw HTTP/1.1 exchange with 127.0.0.1:`port` (`Connection: close`): the status code, the
-/// headers and the body. The tests' own look at a server, independent of comfyprov's client.
-fn http_exchange(port: u16, request: &str) -> (u16, Vec<(String, String)>, String) {
+/// [`http_exchange`] with the body as bytes (a PNG, JSON), for any request text.
+pub fn http_exchange_raw(port: u16, request: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .unwrap();
     s.write_all(request.as_bytes()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(resp.len());
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let body = resp.get(split + 4..).unwrap_or_default().to_vec();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -416,7 +420,14 @@ fn http_exchange(port: u16, request: &str) -> (u16, Vec<(String, String)>, Strin
         .filter_map(|l| l.split_once(": "))
         .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
         .collect();
-    (status, headers, body.to_owned())
+    (status, headers, body)
+}
+
+/// One raw HTTP/1.1 exchange with 127.0.0.1:`port` (`Connection: close`): the status code, the
+/// headers and the body. The tests' own look at a server, independent of comfyprov's client.
+fn http_exchange(port: u16, request: &str) -> (u16, Vec<(String, String)>, String) {
+    let (status, headers, body) = http_exchange_raw(port, request);
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// GET 127.0.0.1:`port``path`: the status code and the body.

@@ -162,6 +162,11 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
             action: Box::new(s.action.clone()),
         })
         .collect();
+    if matches!(desired.auth, AuthSpec::Login(_)) && desired.container.is_some() {
+        plan.notes.push(Note::TokenInLog {
+            name: desired.project.clone(),
+        });
+    }
     let planned = match container {
         Some(container) if !opts.workspace_only => {
             plan_container(&mut plan, desired, observed, opts, container, &restart)
@@ -619,7 +624,7 @@ fn critical_note(plan: &mut Plan, desired: &Desired, observed: &Observed, info: 
     let pw = &observed.password;
     let why = match (&pw.file, &pw.legacy) {
         (PasswordFile::Missing, PasswordFile::Missing) => {
-            "login/PASSWORD is missing: ComfyUI-Login accepts an empty token and lets the first visitor choose the password"
+            "login/PASSWORD is missing: the running server keeps the token it read at start (the empty token gets 401), but the first visitor to `POST /login` sets the password, and ComfyUI-Login then writes login/PASSWORD with mode 0644"
         }
         (f, l) if verified(f) || (matches!(f, PasswordFile::Missing) && verified(l)) => return,
         _ => {

@@ -550,6 +550,8 @@ pub enum Note {
     },
     /// What a running ComfyUI must restart to pick up.
     RestartNeeded { reasons: Vec<String> },
+    /// ComfyUI-Login writes the token into the container's log at every start.
+    TokenInLog { name: String },
     /// An entry of `custom_nodes/` whose name is not UTF-8: comfyprov can neither declare nor
     /// disable it.
     OddName { shown: String },
@@ -603,6 +605,9 @@ impl Note {
                     "{path} is readable by other users (mode {mode:04o}); run `chmod 600 {path}`"
                 )
             }
+            Note::TokenInLog { name } => format!(
+                "ComfyUI-Login logs the token at INFO level at every start (`For direct API calls, use token=…`): whoever can run `docker logs {name}` (the docker group is root-equivalent) or fetch `/internal/logs` with the token has it; `comfyprov logs` and `verify` mask it. Keep the Docker socket to admins, and rotate the password if a log left the machine"
+            ),
             Note::OddName { shown } => format!(
                 "custom_nodes/{shown} has a name that is not UTF-8 (shown with replacement characters): ComfyUI may load it, comfyprov cannot manage it; rename it"
             ),
