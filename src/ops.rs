@@ -152,10 +152,72 @@ pub enum VerifyError {
         container: String,
         reason: crate::verify::NotReady,
     },
+    #[error("cannot read the workflow `{}`: {why}", path.display())]
+    #[diagnostic(help(
+        "a workflow check is an API-format workflow: in ComfyUI, \"Save (API)\" (or \"Export (API)\")"
+    ))]
+    Workflow {
+        path: std::path::PathBuf,
+        why: String,
+    },
 }
 
-/// Wait for the manifest's server (up to `timeout`) and run every check.
-pub fn verify(desired: &Desired, timeout: Duration) -> Result<Verification, VerifyError> {
+/// Which workflow checks a verify runs.
+pub enum Checks<'a> {
+    /// Every `[[checks]]` entry and these files (`verify --workflow`).
+    All(&'a [std::path::PathBuf]),
+    /// The `[[checks]]` entries with `on_apply = true` (the verify at the end of `apply`).
+    OnApply,
+}
+
+/// Read the workflow checks to run.
+fn workflows(
+    desired: &Desired,
+    which: &Checks<'_>,
+) -> Result<Vec<crate::verify::workflow::Workflow>, VerifyError> {
+    use crate::verify::workflow::{Workflow, prompt_of};
+    let read = |path: &std::path::Path, name: String, timeout: u64| {
+        let bytes = crate::fsutil::read_regular(path).map_err(|e| VerifyError::Workflow {
+            path: path.to_owned(),
+            why: e.to_string(),
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| VerifyError::Workflow {
+                path: path.to_owned(),
+                why: format!("not JSON: {e}"),
+            })?;
+        prompt_of(&json).map_err(|why| VerifyError::Workflow {
+            path: path.to_owned(),
+            why,
+        })?;
+        Ok(Workflow {
+            name,
+            json,
+            timeout: Duration::from_secs(timeout),
+        })
+    };
+    let mut out = Vec::new();
+    for c in &desired.checks {
+        if matches!(which, Checks::All(_)) || c.on_apply {
+            out.push(read(&c.workflow.path, c.name.clone(), c.timeout_s)?);
+        }
+    }
+    if let Checks::All(files) = which {
+        for f in *files {
+            out.push(read(f, f.display().to_string(), 120)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Wait for the manifest's server (up to `timeout`) and run every check, the workflow checks
+/// `which` names included.
+pub fn verify(
+    desired: &Desired,
+    timeout: Duration,
+    which: Checks<'_>,
+) -> Result<Verification, VerifyError> {
+    let workflows = workflows(desired, &which)?;
     let token = verified_token(desired).map_err(|e| e.to_string());
     let target = Target::new(desired, token).ok_or(VerifyError::NoContainer)?;
     let rt = crate::observe::container::runtime().map_err(VerifyError::Daemon)?;
@@ -163,7 +225,7 @@ pub fn verify(desired: &Desired, timeout: Duration) -> Result<Verification, Veri
         let docker = crate::observe::container::connect()
             .await
             .map_err(VerifyError::Daemon)?;
-        crate::verify::verify(&docker, &target, timeout)
+        crate::verify::verify(&docker, &target, timeout, &workflows)
             .await
             .map_err(|reason| VerifyError::NotReady {
                 container: target.container.clone(),

@@ -243,7 +243,7 @@ fn verify_after(
         return Ok(EXIT_OK);
     }
     ui.info("verifying the server…");
-    let v = ops::verify(desired, args.verify_timeout)?;
+    let v = ops::verify(desired, args.verify_timeout, ops::Checks::OnApply)?;
     emit(&format!("\n{}", super::verify::render(&v, ui.color_out)))?;
     Ok(if v.ok { EXIT_OK } else { EXIT_ERROR })
 }

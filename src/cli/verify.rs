@@ -16,11 +16,19 @@ pub struct VerifyArgs {
     /// Seconds to wait for the server to answer (ComfyUI imports every node before it listens).
     #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// Also submit this API-format workflow (ComfyUI's "Save (API)") with the token and follow
+    /// it to completion (120 s); repeatable. `[[checks]]` in the manifest are always run.
+    #[arg(long, value_name = "FILE")]
+    pub workflow: Vec<std::path::PathBuf>,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &VerifyArgs) -> miette::Result<u8> {
     let desired = load(cli)?;
-    let v = crate::ops::verify(&desired, args.timeout)?;
+    let v = crate::ops::verify(
+        &desired,
+        args.timeout,
+        crate::ops::Checks::All(&args.workflow),
+    )?;
     if args.json {
         emit(&(serde_json::to_string_pretty(&v).into_diagnostic()? + "\n"))?;
     } else {

@@ -1,9 +1,10 @@
-//! A minimal HTTP/1.1 client for probing ComfyUI: GET only, with a timeout on every request.
+//! A minimal HTTP/1.1 client for probing ComfyUI (GET, and POST for workflows), with a timeout
+//! on every request.
 //! hyper and hyper-util are the ones bollard already builds.
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -26,7 +27,7 @@ pub struct Response {
 }
 
 pub struct Http {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Http {
@@ -42,14 +43,34 @@ impl Http {
     /// `GET url` with `headers`. The error names the URL and the cause, never a header value
     /// (one of them may be the token).
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
-        let mut req = hyper::Request::get(url);
+        self.send("GET", url, headers, Bytes::new()).await
+    }
+
+    /// `POST url` with `headers` and `body`; errors as [`Http::get`]'s.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Response, String> {
+        self.send("POST", url, headers, Bytes::from(body)).await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Response, String> {
+        let mut req = hyper::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             let value = hyper::header::HeaderValue::from_str(v)
                 .map_err(|_| format!("the {k} header for {url} is not a valid header value"))?;
             req = req.header(*k, value);
         }
         let req = req
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|e| format!("cannot build a request for {url}: {e}"))?;
         let work = async {
             let resp = self
@@ -75,9 +96,9 @@ impl Http {
             })
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
-            Ok(r) => r.map_err(|e| format!("GET {url}: {e}")),
+            Ok(r) => r.map_err(|e| format!("{method} {url}: {e}")),
             Err(_) => Err(format!(
-                "GET {url}: no answer within {} s",
+                "{method} {url}: no answer within {} s",
                 REQUEST_TIMEOUT.as_secs()
             )),
         }

@@ -13,6 +13,7 @@
 //! The token is sent, never shown: no check's text contains it.
 
 mod http;
+pub mod workflow;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -126,6 +127,8 @@ pub struct Verification {
     pub expected_argv: Vec<String>,
     /// Per custom node dir, whether it loaded, from the server's log.
     pub imported: Option<BTreeMap<String, bool>>,
+    /// The workflow checks (`[[checks]]`, `--workflow`), each with its outputs and time.
+    pub workflows: Vec<workflow::WorkflowRun>,
     pub checks: Vec<Check>,
     pub ok: bool,
 }
@@ -136,6 +139,7 @@ pub async fn verify(
     docker: &Docker,
     target: &Target,
     timeout: Duration,
+    workflows: &[workflow::Workflow],
 ) -> Result<Verification, NotReady> {
     let http = http::Http::new();
     let stats_url = format!("{}/system_stats", target.url);
@@ -229,6 +233,7 @@ pub async fn verify(
         argv: None,
         expected_argv: target.argv.clone(),
         imported: None,
+        workflows: Vec::new(),
         checks,
         ok: false,
     };
@@ -241,6 +246,40 @@ pub async fn verify(
         ));
     }
     node_checks(&mut v, target, log);
+    let token = target.token.as_ref().ok().filter(|_| target.login);
+    for w in workflows {
+        let run = match (target.login, token) {
+            (true, None) => workflow::WorkflowRun {
+                name: w.name.clone(),
+                ok: false,
+                seconds: 0.0,
+                prompt_id: None,
+                outputs: Vec::new(),
+                error: Some("not submitted: there is no token that matches the secret".to_owned()),
+            },
+            _ => {
+                let token = token.map(|t| String::from_utf8_lossy(t.expose()).into_owned());
+                workflow::run(&http, &target.url, token.as_deref(), w).await
+            }
+        };
+        v.checks.push(Check {
+            id: format!("workflow:{}", run.name),
+            check: format!("workflow {}", run.name),
+            ok: run.ok,
+            detail: match &run.error {
+                None if run.outputs.is_empty() => {
+                    format!("ran in {:.1} s, no output files", run.seconds)
+                }
+                None => format!(
+                    "rendered {} in {:.1} s",
+                    run.outputs.join(", "),
+                    run.seconds
+                ),
+                Some(e) => e.clone(),
+            },
+        });
+        v.workflows.push(run);
+    }
     v.ok = v.checks.iter().all(|c| c.ok);
     Ok(v)
 }

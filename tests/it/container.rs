@@ -1077,3 +1077,82 @@ fn logs_mask_the_token_the_login_node_prints() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).lines().count() <= 1);
 }
+
+/// Workflow checks: `verify --workflow FILE` submits an API-format workflow with the token and
+/// follows it to completion; `[[checks]]` with `on_apply` run at the end of apply; the server's
+/// own errors (a refused prompt, a node's exception) are reported, exit 1; `--json` lists them.
+#[test]
+fn workflow_checks_report_outputs_or_the_servers_own_error() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::with_login();
+    let write = |name: &str, classes: &[&str]| {
+        let nodes: Vec<String> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                format!(
+                    r#""{}": {{"class_type": "{c}", "inputs": {{"filename_prefix": "check"}}}}"#,
+                    i + 1
+                )
+            })
+            .collect();
+        std::fs::write(
+            d.root().join(name),
+            format!("{{\"prompt\": {{{}}}}}", nodes.join(", ")),
+        )
+        .unwrap();
+    };
+    write("good.json", &["EmptyImage", "ImageInvert", "SaveImage"]);
+    write("unknown.json", &["EmptyImage", "NoSuchNode"]);
+    write("raises.json", &["EmptyImage", "FakeRaise"]);
+    std::fs::write(d.root().join("ui.json"), r#"{"nodes": [], "links": []}"#).unwrap();
+    // A [[checks]] entry run by apply too.
+    let manifest = std::fs::read_to_string(d.root().join("comfy.toml")).unwrap();
+    std::fs::write(
+        d.root().join("comfy.toml"),
+        format!("{manifest}\n[[checks]]\nname = \"smoke\"\nworkflow = \"good.json\"\ntimeout = 30\non_apply = true\n"),
+    )
+    .unwrap();
+    let text = both(&d.apply_ok());
+    assert!(
+        text.contains("ok    workflow smoke: rendered check_00001_.png in"),
+        "{text}"
+    );
+    assert!(
+        d.root()
+            .join("workspace/ComfyUI/output/check_00001_.png")
+            .is_file()
+    );
+
+    let out = d.run(&[
+        "verify",
+        "--workflow",
+        "unknown.json",
+        "--workflow",
+        "raises.json",
+    ]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for line in [
+        "ok    workflow smoke: rendered check_00002_.png",
+        "FAIL  workflow unknown.json: POST /prompt refused it (400): Cannot execute because node NoSuchNode does not exist. (Node ID '#2')",
+        "FAIL  workflow raises.json: node 2 (FakeRaise) failed: FakeRaise raised, as asked",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    let token = d.token();
+    assert!(!text.contains(&token), "the token is never printed");
+
+    let out = d.run(&["verify", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["workflows"][0]["name"], "smoke");
+    assert_eq!(v["workflows"][0]["ok"], true);
+    assert_eq!(v["workflows"][0]["outputs"][0], "check_00003_.png");
+
+    // The editor's format is refused before anything is sent, with what to do.
+    let out = d.run(&["verify", "--workflow", "ui.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(both(&out).contains("Save (API)"), "{}", both(&out));
+}

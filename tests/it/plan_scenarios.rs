@@ -216,7 +216,10 @@ fn converged_workspace_plans_nothing() {
     assert!(!p.has_changes(), "unexpected steps: {:#?}", p.steps);
     // The container note, and (login mode) that ComfyUI-Login logs its token.
     assert_eq!(p.notes.len(), 2, "{:#?}", p.notes);
-    assert!(matches!(p.notes[0], comfyprov::plan::Note::TokenInLog { .. }));
+    assert!(matches!(
+        p.notes[0],
+        comfyprov::plan::Note::TokenInLog { .. }
+    ));
 }
 
 #[test]

@@ -129,6 +129,8 @@ struct Server {
     login: Option<Mutex<Login>>,
     cors_origin: Option<String>,
     version: String,
+    /// Finished prompts: id → its `/history/<id>` entry.
+    history: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
 struct Login {
@@ -245,6 +247,7 @@ fn serve(args: &[String]) -> i32 {
         login,
         cors_origin: flag(args, "--enable-cors-header").filter(|o| o != "*"),
         version,
+        history: Mutex::new(Vec::new()),
     });
     let listener = match TcpListener::bind(format!("{listen}:{port}")) {
         Ok(l) => l,
@@ -408,6 +411,105 @@ fn authorised(server: &Server, login: &Login, req: &Request) -> bool {
     bearer == Some(login.token.as_str()) || req.query.get("token") == Some(&login.token)
 }
 
+/// The node classes this fake can run: ComfyUI's own `EmptyImage`, `ImageInvert` and
+/// `SaveImage`, and `FakeRaise`, which fails as a node's exception does.
+const CLASSES: [&str; 4] = ["EmptyImage", "ImageInvert", "SaveImage", "FakeRaise"];
+
+/// A minimal PNG (1×1, grey), what `SaveImage` writes.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0,
+    1, 0, 0, 0, 1, 8, 0, 0, 0, 0, 0x3a, 0x7e, 0x9b, 0x55, 0, 0, 0, 0x0a, 0x49, 0x44, 0x41, 0x54,
+    0x78, 0x9c, 0x63, 0x68, 0, 0, 0, 0x82, 0, 0x81, 0x77, 0xcd, 0x72, 0xb6, 0, 0, 0, 0, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// `POST /prompt` as ComfyUI answers it: an unknown class is refused (400, `invalid_prompt`),
+/// anything else runs at once; `SaveImage` writes `output/<prefix>_00001_.png`, `FakeRaise`
+/// fails with an `execution_error`.
+fn prompt(server: &Server, req: &Request, stream: &TcpStream) -> std::io::Result<()> {
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    let nodes = body["prompt"].as_object().cloned().unwrap_or_default();
+    for (id, node) in &nodes {
+        let class = node["class_type"].as_str().unwrap_or("");
+        if !CLASSES.contains(&class) {
+            let answer = serde_json::json!({
+                "error": {
+                    "type": "invalid_prompt",
+                    "message": format!("Cannot execute because node {class} does not exist."),
+                    "details": format!("Node ID '#{id}'"),
+                    "extra_info": {}
+                },
+                "node_errors": {}
+            });
+            return respond(
+                stream,
+                "400 Bad Request",
+                &[],
+                "application/json",
+                &answer.to_string(),
+            );
+        }
+    }
+    let mut history = server.history.lock().unwrap_or_else(|e| e.into_inner());
+    let id = format!("fake-prompt-{}", history.len() + 1);
+    let mut outputs = serde_json::Map::new();
+    let mut status =
+        serde_json::json!({"status_str": "success", "completed": true, "messages": []});
+    for (node_id, node) in &nodes {
+        match node["class_type"].as_str() {
+            Some("FakeRaise") => {
+                status = serde_json::json!({"status_str": "error", "completed": false, "messages": [
+                    ["execution_start", {"prompt_id": id}],
+                    ["execution_error", {"prompt_id": id, "node_id": node_id, "node_type": "FakeRaise",
+                        "exception_message": "FakeRaise raised, as asked\n", "exception_type": "RuntimeError"}]
+                ]});
+            }
+            Some("SaveImage") => {
+                let prefix = node["inputs"]["filename_prefix"]
+                    .as_str()
+                    .unwrap_or("ComfyUI");
+                // As ComfyUI numbers them: one past the highest file of this prefix.
+                let next = std::fs::read_dir("output")
+                    .map(|d| {
+                        d.flatten()
+                            .filter_map(|e| {
+                                let n = e.file_name().to_string_lossy().into_owned();
+                                n.strip_prefix(&format!("{prefix}_"))?
+                                    .strip_suffix("_.png")?
+                                    .parse::<u32>()
+                                    .ok()
+                            })
+                            .max()
+                            .unwrap_or(0)
+                    })
+                    .unwrap_or(0)
+                    + 1;
+                let file = format!("{prefix}_{next:05}_.png");
+                let _ = std::fs::create_dir_all("output");
+                let _ = std::fs::write(Path::new("output").join(&file), PNG);
+                outputs.insert(
+                    node_id.clone(),
+                    serde_json::json!({"images": [{"filename": file, "subfolder": "", "type": "output"}]}),
+                );
+            }
+            _ => {}
+        }
+    }
+    history.push((
+        id.clone(),
+        serde_json::json!({"outputs": outputs, "status": status}),
+    ));
+    let answer =
+        serde_json::json!({"prompt_id": id, "number": history.len() - 1, "node_errors": {}});
+    respond(
+        stream,
+        "200 OK",
+        &[],
+        "application/json",
+        &answer.to_string(),
+    )
+}
+
 fn handle(server: &Server, stream: TcpStream) -> std::io::Result<()> {
     let req = read_request(&stream)?;
     if let Some(login) = &server.login {
@@ -456,6 +558,16 @@ fn handle(server: &Server, stream: TcpStream) -> std::io::Result<()> {
                 json_str(&server.version),
                 argv.join(", ")
             );
+            respond(&stream, "200 OK", &[], "application/json", &body)
+        }
+        "/prompt" if req.method == "POST" => prompt(server, &req, &stream),
+        p if p.starts_with("/history/") => {
+            let id = &p["/history/".len()..];
+            let history = server.history.lock().unwrap_or_else(|e| e.into_inner());
+            let body = match history.iter().find(|(k, _)| k == id) {
+                Some((k, v)) => serde_json::json!({ k.clone(): v }).to_string(),
+                None => "{}".to_owned(),
+            };
             respond(&stream, "200 OK", &[], "application/json", &body)
         }
         "/object_info" => {

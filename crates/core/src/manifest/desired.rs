@@ -35,6 +35,17 @@ pub struct Desired {
     /// Declared custom nodes, in manifest order, names unique.
     pub nodes: Vec<NodeSpec>,
     pub policy: PolicySpec,
+    /// Workflow checks, names unique.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// A workflow check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckSpec {
+    pub name: String,
+    pub workflow: ManifestPath,
+    pub timeout_s: u64,
+    pub on_apply: bool,
 }
 
 /// A git repository pinned to a revision.

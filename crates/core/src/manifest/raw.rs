@@ -39,6 +39,32 @@ pub struct Manifest {
     /// What to do with things the manifest does not mention.
     #[serde(default)]
     pub policy: Policy,
+    /// Workflows that prove the server renders: `verify` runs every one, `apply` those with
+    /// `on_apply = true` after it converges.
+    #[serde(default)]
+    pub checks: Vec<WorkflowCheck>,
+}
+
+/// A workflow check: an API-format workflow (exported with "Save (API)") submitted with the
+/// token and followed to completion.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowCheck {
+    /// How reports name it. Default: the workflow file's name.
+    pub name: Option<String>,
+    /// The workflow file, relative to this manifest, e.g. `checks/smoke.json`.
+    pub workflow: String,
+    /// Seconds the workflow may take, submit to last output.
+    #[serde(default = "default_check_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub timeout: u64,
+    /// Also run it at the end of `apply` (after the server verified). Default: only `verify`.
+    #[serde(default)]
+    pub on_apply: bool,
+}
+
+fn default_check_timeout() -> u64 {
+    120
 }
 
 /// What this deployment is called.

@@ -261,6 +261,56 @@ pub fn validate(
         .collect();
     let auth_spec = auth.and_then(|a| auth_spec(&mut cx, a, &declared));
 
+    let mut checks: Vec<CheckSpec> = Vec::new();
+    for (i, cv) in value
+        .get("checks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let Ok(c) = serde_json::from_value::<raw::WorkflowCheck>(cv.clone()) else {
+            continue;
+        };
+        let at = [key("checks"), Seg::Index(i)];
+        if c.workflow.trim().is_empty() {
+            cx.err(
+                "check_workflow",
+                &[at[0].clone(), at[1].clone(), key("workflow")],
+                "`checks.workflow` is empty".to_owned(),
+                "empty",
+                "name an API-format workflow file (\"Save (API)\" in ComfyUI), e.g. \"checks/smoke.json\"".to_owned(),
+            );
+            continue;
+        }
+        let name = c.name.clone().unwrap_or_else(|| {
+            FsPath::new(&c.workflow)
+                .file_stem()
+                .map_or_else(|| c.workflow.clone(), |s| s.to_string_lossy().into_owned())
+        });
+        if checks.iter().any(|k| k.name == name) {
+            cx.err(
+                "duplicate_check",
+                &[
+                    at[0].clone(),
+                    at[1].clone(),
+                    key(if c.name.is_some() { "name" } else { "workflow" }),
+                ],
+                format!("two checks are named `{name}`"),
+                "duplicate name",
+                "give each `[[checks]]` entry its own `name`".to_owned(),
+            );
+            continue;
+        }
+        checks.push(CheckSpec {
+            name,
+            workflow: cx.path(&c.workflow),
+            timeout_s: c.timeout,
+            on_apply: c.on_apply,
+        });
+    }
+
     let policy = policy.map(|pol| PolicySpec {
         unmanaged_nodes: pol.unmanaged_nodes,
         allow_public_without_auth: pol.allow_public_without_auth,
@@ -323,6 +373,7 @@ pub fn validate(
             auth,
             nodes,
             policy,
+            checks,
         });
     }
     problems.sort_by_key(|p| (p.span.start, p.span.end));
