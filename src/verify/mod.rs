@@ -245,8 +245,43 @@ pub async fn verify(
             target.container
         ));
     }
-    node_checks(&mut v, target, log);
     let token = target.token.as_ref().ok().filter(|_| target.login);
+    let bearer = token.map(|t| format!("Bearer {}", String::from_utf8_lossy(t.expose())));
+    let auth: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| vec![("authorization", b)])
+        .unwrap_or_default();
+    // Which node packs the server loaded, by the Python modules its node classes come from
+    // (`custom_nodes.<dir>`): evidence beside the import log, which a quieter log level hides.
+    let modules = match http
+        .get(&format!("{}/object_info", target.url), &auth)
+        .await
+    {
+        Ok(r) if r.status == 200 => serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|o| {
+                o.as_object().map(|classes| {
+                    classes
+                        .values()
+                        .filter_map(|c| c["python_module"].as_str())
+                        .filter_map(|m| m.strip_prefix("custom_nodes."))
+                        .map(|m| m.split('.').next().unwrap_or(m).to_owned())
+                        .collect::<std::collections::BTreeSet<String>>()
+                })
+            }),
+        _ => None,
+    };
+    // Without auth, whether ComfyUI-Login runs is judged by what the server does (it serves
+    // its /login page), not by a directory's name: a copy such as `ComfyUI-Login.bak` loads too.
+    let login_page = if target.login {
+        None
+    } else {
+        http.get(&format!("{}/login", target.url), &[])
+            .await
+            .ok()
+            .map(|r| r.status == 200 && String::from_utf8_lossy(&r.body).contains("password"))
+    };
+    node_checks(&mut v, target, log, modules.as_ref(), login_page);
     for w in workflows {
         let run = match (target.login, token) {
             (true, None) => workflow::WorkflowRun {
@@ -401,7 +436,13 @@ fn stats_checks(v: &mut Verification, body: Option<&[u8]>) {
     });
 }
 
-fn node_checks(v: &mut Verification, target: &Target, log: Result<String, String>) {
+fn node_checks(
+    v: &mut Verification,
+    target: &Target,
+    log: Result<String, String>,
+    modules: Option<&std::collections::BTreeSet<String>>,
+    login_page: Option<bool>,
+) {
     let imported = log.as_deref().ok().and_then(parse_imports);
     let unknown = match (&log, &imported) {
         (Err(e), _) => Some(format!("its log cannot be read: {e}")),
@@ -412,7 +453,13 @@ fn node_checks(v: &mut Verification, target: &Target, log: Result<String, String
         _ => None,
     };
     for name in &target.nodes {
+        let by_module = modules.is_some_and(|m| m.contains(name));
         let (ok, detail) = match (&imported, &unknown) {
+            // No import block (a quieter log level), but its node classes are served.
+            (_, Some(_)) if by_module => (
+                true,
+                "loaded (its node classes are in /object_info)".to_owned(),
+            ),
             (_, Some(why)) => (false, format!("unknown: {why}")),
             (Some(m), _) => match m.get(name) {
                 Some(true) => (true, "loaded".to_owned()),
@@ -441,19 +488,31 @@ fn node_checks(v: &mut Verification, target: &Target, log: Result<String, String
         });
     }
     if !target.login {
-        let loaded = imported
-            .as_ref()
-            .and_then(|m| m.get(&target.login_node))
-            .copied()
-            .unwrap_or(false);
+        // What the server loaded: its /login page, and every imported folder named after the
+        // login node (a copy such as `ComfyUI-Login.bak` is ComfyUI-Login too).
+        let copies: Vec<&str> = imported
+            .iter()
+            .flatten()
+            .filter(|(dir, loaded)| {
+                **loaded
+                    && dir
+                        .strip_prefix(target.login_node.as_str())
+                        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric()))
+            })
+            .map(|(dir, _)| dir.as_str())
+            .collect();
+        let loaded = login_page == Some(true) || !copies.is_empty();
         v.checks.push(Check {
             id: "login_node_absent".to_owned(),
             check: format!("{} not loaded (auth none)", target.login_node),
             ok: !loaded,
-            detail: if loaded {
-                "it is loaded: the server asks for a password".to_owned()
-            } else {
-                "not loaded".to_owned()
+            detail: match (loaded, copies.is_empty()) {
+                (false, _) => "not loaded (no /login page, no such folder imported)".to_owned(),
+                (true, true) => "it is loaded: the server serves ComfyUI-Login's /login page".to_owned(),
+                (true, false) => format!(
+                    "it is loaded from custom_nodes/{}: the server asks for a password; disable or remove that copy",
+                    copies.join(", custom_nodes/")
+                ),
             },
         });
     }

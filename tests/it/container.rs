@@ -807,7 +807,7 @@ fn switching_login_to_none_disables_the_node_and_restarts_into_an_open_server() 
         "done     render docker-compose-no-auth.yml",
         &format!("done     restart container {}", d.name),
         "ok    GET /system_stats without a token (auth none): 200",
-        "ok    ComfyUI-Login not loaded (auth none): not loaded",
+        "ok    ComfyUI-Login not loaded (auth none): not loaded (no /login page, no such folder imported)",
         "Verified:",
     ] {
         assert!(text.contains(line), "missing {line:?}:\n{text}");
@@ -819,6 +819,23 @@ fn switching_login_to_none_disables_the_node_and_restarts_into_an_open_server() 
     );
     assert_eq!(d.get("/system_stats", &[]).0, 200);
     assert_eq!(d.plan_code(), 0);
+
+    // A leftover copy under another name is loaded by the server all the same: verify judges
+    // by what the server loaded, not by the folder's name.
+    let nodes = d.root().join("workspace/ComfyUI/custom_nodes");
+    std::fs::rename(
+        nodes.join("ComfyUI-Login.disabled"),
+        nodes.join("ComfyUI-Login.bak"),
+    )
+    .unwrap();
+    docker(&["restart", "-t", "1", &d.name]);
+    let out = d.run(&["verify"]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  ComfyUI-Login not loaded (auth none): it is loaded from custom_nodes/ComfyUI-Login.bak"),
+        "{text}"
+    );
 }
 
 /// An image missing locally but in a reachable registry is pulled, and the pull reports layers

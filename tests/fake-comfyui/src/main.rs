@@ -223,7 +223,13 @@ fn serve(args: &[String]) -> i32 {
     let nodes = import_nodes();
     let login = nodes
         .iter()
-        .any(|n| n.name == LOGIN_NODE && n.loaded)
+        // ComfyUI loads a copy under another folder name (`ComfyUI-Login.bak`) just the same.
+        .any(|n| {
+            n.loaded
+                && n.name
+                    .strip_prefix(LOGIN_NODE)
+                    .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric()))
+        })
         .then(|| {
             Mutex::new(Login {
                 token: login_token(),
