@@ -519,6 +519,9 @@ fn verify_passes_after_a_fresh_login_apply_and_probes_like_a_client() {
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
+    // As the real ComfyUI-Login (the end-to-end tier checks it there): a header that is not
+    // two words is an exception in its middleware.
+    assert_eq!(d.get("/system_stats", &[("Authorization", "x")]).0, 500);
     let token = d.token();
     assert!(!text.contains(&token), "apply never prints the token");
 

@@ -9,7 +9,8 @@
 //!   environment's site-packages has no `*.dist-info` for (`$FAKE_SITE_PACKAGES`, set by the
 //!   `main.py` that runs this binary under a real interpreter, else beside this binary). It serves `/system_stats` (with `argv`), `/object_info` and `/`. When
 //!   `custom_nodes/ComfyUI-Login` loaded, it follows the ComfyUI-Login contract of DESIGN.md: the
-//!   token is line 1 of `login/PASSWORD`, read once at start (empty when the file is missing),
+//!   token is line 1 of `login/PASSWORD`, read at start (and again on each request while it is
+//!   empty, as ComfyUI-Login does; an Authorization header that is not two words gets 500),
 //!   accepted as `Authorization: Bearer` or `?token=` and compared as plain strings; without it a
 //!   request gets 302 to `/login` when it accepts `text/html`, else 401; `POST /login` checks the
 //!   password with bcrypt, and with no PASSWORD the first visitor chooses it.
@@ -417,6 +418,17 @@ fn authorised(server: &Server, login: &Login, req: &Request) -> bool {
     bearer == Some(login.token.as_str()) || req.query.get("token") == Some(&login.token)
 }
 
+/// What the middleware lets through before it looks at the Authorization header: the login
+/// page, static files and a signed-in session.
+fn authorised_without_header(login: &Login, req: &Request) -> bool {
+    let p = &req.path;
+    p == "/login"
+        || [".js", ".css", ".css.map", ".ico"]
+            .iter()
+            .any(|s| p.ends_with(s))
+        || session_of(req).is_some_and(|s| login.sessions.contains(&s))
+}
+
 /// The node classes this fake can run: ComfyUI's own `EmptyImage`, `ImageInvert` and
 /// `SaveImage`, and `FakeRaise`, which fails as a node's exception does.
 const CLASSES: [&str; 4] = ["EmptyImage", "ImageInvert", "SaveImage", "FakeRaise"];
@@ -530,6 +542,32 @@ fn handle(server: &Server, stream: TcpStream) -> std::io::Result<()> {
                 &[],
                 "text/html",
                 "<form method=post>login</form>",
+            );
+        }
+        // As ComfyUI-Login's middleware: an empty token (no PASSWORD at start) is read again on
+        // every request, and an Authorization header that is not two words is an exception
+        // in it (`auth_type, token = header.split()`): 500.
+        if login.token.is_empty() {
+            login.token = std::fs::read_to_string("login/PASSWORD")
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .next()
+                        .map(|l| l.trim_end_matches('\r').to_owned())
+                })
+                .unwrap_or_default();
+        }
+        let malformed = req
+            .headers
+            .get("authorization")
+            .is_some_and(|a| !a.is_empty() && a.split_whitespace().count() != 2);
+        if malformed && !authorised_without_header(&login, &req) {
+            return respond(
+                &stream,
+                "500 Internal Server Error",
+                &[],
+                "text/plain",
+                "500 Internal Server Error\n\nServer got itself in trouble",
             );
         }
         if !authorised(server, &login, &req) {

@@ -624,7 +624,7 @@ fn critical_note(plan: &mut Plan, desired: &Desired, observed: &Observed, info: 
     let pw = &observed.password;
     let why = match (&pw.file, &pw.legacy) {
         (PasswordFile::Missing, PasswordFile::Missing) => {
-            "login/PASSWORD is missing: the running server keeps the token it read at start (the empty token gets 401), but the first visitor to `POST /login` sets the password, and ComfyUI-Login then writes login/PASSWORD with mode 0644"
+            "login/PASSWORD is missing: if it went missing after the server started, the server keeps the token it read (the empty token gets 401); if the server started without it, `?token=` (empty) is let in; either way the first visitor to `POST /login` sets the password, and ComfyUI-Login then writes login/PASSWORD with mode 0644"
         }
         (f, l) if verified(f) || (matches!(f, PasswordFile::Missing) && verified(l)) => return,
         _ => {
