@@ -39,7 +39,18 @@ pub struct Cli {
     /// The manifest in use: `-f`, `COMFYPROV_MANIFEST`, or the one found (set after parsing).
     #[arg(skip)]
     pub manifest: PathBuf,
-    /// No colour (also when NO_COLOR is set or output is not a terminal).
+    /// Colour: `auto` (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it),
+    /// `always` or `never`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "COMFYPROV_COLOR",
+        value_name = "WHEN"
+    )]
+    pub color: ColorChoice,
+    /// Same as `--color never`.
     #[arg(long, global = true)]
     pub no_color: bool,
     /// Print less: only data and errors.
@@ -70,6 +81,15 @@ pub enum Command {
     /// installed). Rewrites nothing when the lock already matches. Needs the checkouts
     /// (`comfyprov apply --workspace-only` makes them) and uv.
     Lock,
+    /// Print a plan saved with `plan --out FILE` for people, and whether the manifest still is
+    /// the one it was made from.
+    ///
+    /// Example: `comfyprov plan --out tonight.json && comfyprov show tonight.json`
+    Show {
+        /// The saved plan.
+        #[arg(value_name = "PLAN_FILE")]
+        file: PathBuf,
+    },
     /// Print the compose file the manifest renders.
     Render,
     /// Probe the running server: auth with and without the token, the empty token, the live
@@ -93,6 +113,14 @@ pub enum Command {
     },
 }
 
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
 /// Output settings shared by all commands.
 pub struct Ui {
     pub color_out: bool,
@@ -103,10 +131,22 @@ pub struct Ui {
 
 impl Ui {
     fn new(cli: &Cli) -> Ui {
-        let no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let force = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
+        let choice = if cli.no_color {
+            ColorChoice::Never
+        } else {
+            cli.color
+        };
+        let on = |terminal: bool| match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto if no_color => false,
+            ColorChoice::Auto => force || terminal,
+        };
         Ui {
-            color_out: !no_color && std::io::stdout().is_terminal(),
-            color_err: !no_color && std::io::stderr().is_terminal(),
+            color_out: on(std::io::stdout().is_terminal()),
+            color_err: on(std::io::stderr().is_terminal()),
             quiet: cli.quiet,
             verbose: cli.verbose,
         }
@@ -158,6 +198,7 @@ pub fn main() -> u8 {
         Command::Plan(args) => plan::run(&cli, &ui, args),
         Command::Apply(args) => apply::run(&cli, &ui, args),
         Command::Lock => simple::lock(&cli, &ui),
+        Command::Show { file } => simple::show(&cli, &ui, file),
         Command::Render => simple::render(&cli),
         Command::Token => simple::token(&cli),
         Command::Verify(args) => verify::run(&cli, &ui, args),

@@ -65,6 +65,59 @@ pub fn lock(cli: &Cli, ui: &Ui) -> miette::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// `comfyprov show PLAN_FILE`: a saved plan as `plan` prints it, and whether it still applies.
+pub fn show(cli: &Cli, ui: &Ui, file: &std::path::Path) -> miette::Result<u8> {
+    use crate::plan::{Note, Plan, Step, display};
+    let bad = |why: String| {
+        miette!(
+            help = "save one with `comfyprov plan --out FILE`",
+            "`{}` is not a saved plan: {why}",
+            file.display()
+        )
+    };
+    let bytes = crate::fsutil::read_regular(file).map_err(|e| bad(e.to_string()))?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if doc["format_version"] != display::FORMAT_VERSION {
+        return Err(bad(format!(
+            "format_version is {}, this comfyprov reads {}",
+            doc["format_version"],
+            display::FORMAT_VERSION
+        )));
+    }
+    let steps: Vec<Step> =
+        serde_json::from_value(doc["steps"].clone()).map_err(|e| bad(format!("its steps: {e}")))?;
+    let notes: Vec<Note> =
+        serde_json::from_value(doc["notes"].clone()).map_err(|e| bad(format!("its notes: {e}")))?;
+    let plan = Plan { steps, notes };
+    let title = format!(
+        "{} ({}), saved in {}",
+        doc["project"].as_str().unwrap_or("?"),
+        doc["manifest"].as_str().unwrap_or("?"),
+        file.display()
+    );
+    let mut text = display::render(&plan, &title, ui.color_out);
+    let options: Vec<&str> = ["force", "workspace_only", "locked"]
+        .into_iter()
+        .filter(|k| doc[*k].as_bool() == Some(true))
+        .collect();
+    if !options.is_empty() {
+        text.push_str(&format!(
+            "Made with: --{}\n",
+            options.join(", --").replace('_', "-")
+        ));
+    }
+    let current = crate::ops::load(&cli.manifest)
+        .ok()
+        .map(|l| Some(l.sha256.as_str()) == doc["manifest_sha256"].as_str());
+    text.push_str(match current {
+        Some(true) => "The manifest is the one this plan was made from: `comfyprov apply FILE` applies it if nothing it observed has changed since.\n",
+        Some(false) => "The manifest changed since this plan was made: `comfyprov apply FILE` will refuse it; make a new one.\n",
+        None => "Whether the manifest is still the one it was made from is unknown (it cannot be loaded here).\n",
+    });
+    emit(&text)?;
+    Ok(EXIT_OK)
+}
+
 /// `comfyprov token`: the API bearer token (line 1 of `login/PASSWORD`), and only when it
 /// matches the secret, so a client is never handed a token the server will reject after its next
 /// restart. The only command that prints a secret.

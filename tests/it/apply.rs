@@ -606,6 +606,45 @@ fn saved_plan_is_applied_when_nothing_changed() {
     assert_eq!(w.plan_code(), 0);
 }
 
+/// `show` prints a saved plan as `plan` printed it, and says whether it still applies.
+#[test]
+fn show_prints_a_saved_plan_for_people_and_whether_it_still_applies() {
+    let w = World::new(Serve::File);
+    let printed = String::from_utf8(
+        w.run(&["plan", "--workspace-only", "--out", "plan.json"])
+            .stdout,
+    )
+    .unwrap();
+    let out = w.run(&["show", "plan.json"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    // The same steps, reasons and notes, under a title that names the file.
+    let body = |t: &str| t.split_once('\n').map(|(_, rest)| rest.to_owned()).unwrap();
+    assert!(
+        shown.starts_with(&format!(
+            "{} (comfy.toml), saved in plan.json:",
+            w.project.desired().project
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains(&body(&printed)), "{shown}\n---\n{printed}");
+    assert!(shown.contains("Made with: --workspace-only"), "{shown}");
+    assert!(
+        shown.contains("The manifest is the one this plan was made from"),
+        "{shown}"
+    );
+    w.write_manifest(&w.manifest().replace("costs $5", "costs $6"));
+    let shown = both(&w.run(&["show", "plan.json"]));
+    assert!(
+        shown.contains("The manifest changed since this plan was made"),
+        "{shown}"
+    );
+    std::fs::write(w.root().join("junk.json"), "{}").unwrap();
+    let out = w.run(&["show", "junk.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(both(&out).contains("is not a saved plan"), "{}", both(&out));
+}
+
 #[test]
 fn saved_plan_is_refused_when_the_workspace_or_manifest_changed() {
     let w = World::new(Serve::File);

@@ -644,3 +644,35 @@ fn init_writes_a_valid_commented_manifest_and_never_overwrites_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!other.join("x/comfy.toml").exists(), "nothing written");
 }
+
+/// `--color auto|always|never`, NO_COLOR and CLICOLOR_FORCE, as CLI users expect them: piped
+/// output has no colour unless forced, NO_COLOR wins over CLICOLOR_FORCE, `--color` over both.
+#[test]
+fn colour_follows_the_flag_then_no_color_then_clicolor_force() {
+    let c = Converged::new();
+    let esc = |o: &Output| stdout(o).contains('\u{1b}');
+    let go = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = bin();
+        cmd.args(["plan", "--workspace-only"])
+            .args(args)
+            .current_dir(c.root())
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("COMFYPROV_COLOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    assert!(!esc(&go(&[], &[])), "piped: no colour");
+    assert!(esc(&go(&["--color", "always"], &[])));
+    assert!(esc(&go(&[], &[("CLICOLOR_FORCE", "1")])));
+    assert!(!esc(&go(&[], &[("CLICOLOR_FORCE", "0")])));
+    assert!(!esc(&go(
+        &[],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    )));
+    assert!(esc(&go(&["--color", "always"], &[("NO_COLOR", "1")])));
+    assert!(!esc(&go(&["--color", "never"], &[("CLICOLOR_FORCE", "1")])));
+    assert!(!esc(&go(&["--no-color"], &[("CLICOLOR_FORCE", "1")])));
+    assert!(esc(&go(&[], &[("COMFYPROV_COLOR", "always")])));
+}

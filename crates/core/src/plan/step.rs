@@ -518,7 +518,7 @@ impl Target {
 }
 
 /// Something worth knowing that is not a step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "note", rename_all = "snake_case")]
 pub enum Note {
     /// The container could not be looked at.
