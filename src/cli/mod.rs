@@ -5,6 +5,7 @@ mod apply;
 mod plan;
 mod reporter;
 mod simple;
+mod status;
 mod verify;
 
 use std::io::IsTerminal;
@@ -74,6 +75,12 @@ pub enum Command {
     Schema,
     /// Show what `apply` would do, and why.
     Plan(plan::PlanArgs),
+    /// What is deployed, as observed: ComfyUI, each node, the password, the Python
+    /// environment, the compose file and the container, each with what apply would still do.
+    /// Exit 0 when it all matches, 2 when something is pending, 1 when it cannot be known.
+    ///
+    /// Example: `comfyprov status --json | jq '.parts[] | select(.pending != [])'`
+    Status(status::StatusArgs),
     /// Make the workspace match the manifest: clone, check out, disable, write the password and
     /// the compose file. Shows the plan first; asks on a terminal unless --yes.
     Apply(apply::ApplyArgs),
@@ -196,6 +203,7 @@ pub fn main() -> u8 {
         Command::Validate => simple::validate(&cli, &ui),
         Command::Schema => simple::schema(),
         Command::Plan(args) => plan::run(&cli, &ui, args),
+        Command::Status(args) => status::run(&cli, args),
         Command::Apply(args) => apply::run(&cli, &ui, args),
         Command::Lock => simple::lock(&cli, &ui),
         Command::Show { file } => simple::show(&cli, &ui, file),
@@ -208,6 +216,7 @@ pub fn main() -> u8 {
     };
     let json = match &cli.command {
         Command::Plan(a) => a.json,
+        Command::Status(a) => a.json,
         Command::Verify(a) => a.json,
         _ => false,
     };

@@ -676,3 +676,39 @@ fn colour_follows_the_flag_then_no_color_then_clicolor_force() {
     assert!(!esc(&go(&["--no-color"], &[("CLICOLOR_FORCE", "1")])));
     assert!(esc(&go(&[], &[("COMFYPROV_COLOR", "always")])));
 }
+
+/// `status` says what is deployed, part by part, with what apply would still do: here all
+/// matches but the container (none exists), so it exits 2; `--json` has the same parts and
+/// never the hash.
+#[test]
+fn status_lists_each_part_with_what_apply_would_still_do() {
+    if !crate::support::docker_available() {
+        return;
+    }
+    let c = Converged::new();
+    let out = run(c.root(), &["status"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}{}", stderr(&out));
+    for line in [
+        "  ok    login/PASSWORD verifies the secret (mode 0600)\n",
+        "  todo  no container is named ",
+        "          apply would: create and start container ",
+        "Not converged: 1 step pending",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    let out = run(c.root(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["converged"], false);
+    let ids: Vec<&str> = v["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"password") && ids.contains(&"container"),
+        "{ids:?}"
+    );
+    assert!(!stdout(&out).contains("$2b$"), "never the hash");
+}
