@@ -68,52 +68,74 @@ pub struct Cli {
 pub enum Command {
     /// Start a project here: a commented comfy.toml (never over an existing one), its schema, the
     /// .gitignore lines for secrets and the workspace. Asks nothing; every choice is a flag.
+    #[command(
+        after_help = "Example: comfyprov init --project comfyui-prod --gpu nvidia --auth login --generate-password"
+    )]
     Init(simple::InitArgs),
     /// Check the manifest; every problem is reported at once, each pointing at its line.
+    #[command(after_help = "Example: comfyprov validate && git commit comfy.toml")]
     Validate,
     /// Print the JSON Schema of comfy.toml.
+    #[command(after_help = "Example: comfyprov schema > comfy.schema.json")]
     Schema,
     /// Show what `apply` would do, and why.
+    #[command(
+        after_help = "Example: comfyprov plan --detailed-exitcode || echo \"changes pending (2) or an error (1)\""
+    )]
     Plan(plan::PlanArgs),
     /// What is deployed, as observed: ComfyUI, each node, the password, the Python
     /// environment, the compose file and the container, each with what apply would still do.
     /// Exit 0 when it all matches, 2 when something is pending, 1 when it cannot be known.
-    ///
-    /// Example: `comfyprov status --json | jq '.parts[] | select(.pending != [])'`
+    #[command(
+        after_help = "Example: comfyprov status --json | jq '.parts[] | select(.pending != [])'"
+    )]
     Status(status::StatusArgs),
     /// Make the workspace match the manifest: clone, check out, disable, write the password and
     /// the compose file. Shows the plan first; asks on a terminal unless --yes.
+    #[command(after_help = "Example: comfyprov apply --yes --locked")]
     Apply(apply::ApplyArgs),
     /// Resolve ComfyUI's and the nodes' Python requirements into comfy.lock (nothing is
     /// installed). Rewrites nothing when the lock already matches. Needs the checkouts
     /// (`comfyprov apply --workspace-only` makes them) and uv.
+    #[command(after_help = "Example: comfyprov lock && git add comfy.lock")]
     Lock,
     /// Print a plan saved with `plan --out FILE` for people, and whether the manifest still is
     /// the one it was made from.
-    ///
-    /// Example: `comfyprov plan --out tonight.json && comfyprov show tonight.json`
+    #[command(
+        after_help = "Example: comfyprov plan --out tonight.json && comfyprov show tonight.json"
+    )]
     Show {
         /// The saved plan.
         #[arg(value_name = "PLAN_FILE")]
         file: PathBuf,
     },
     /// Print the compose file the manifest renders.
+    #[command(after_help = "Example: comfyprov render | docker-compose -f - config")]
     Render,
     /// Probe the running server: auth with and without the token, the empty token, the live
     /// argv against the manifest, and whether each declared node loaded. Exit 1 on any mismatch.
+    #[command(after_help = "Example: comfyprov verify --workflow checks/smoke.json --json")]
     Verify(verify::VerifyArgs),
     /// Print the API bearer token for clients (line 1 of login/PASSWORD), if it matches the
     /// secret. The only command that prints a secret.
+    #[command(
+        after_help = "Example: curl -H \"Authorization: Bearer $(comfyprov token)\" http://127.0.0.1:8188/system_stats"
+    )]
     Token,
     /// Stop and remove the container (never the workspace, the secret or the compose file).
+    #[command(after_help = "Example: comfyprov down")]
     Down,
     /// Print the container's log, with every token masked.
+    #[command(after_help = "Example: comfyprov logs --tail 50")]
     Logs {
         /// Only the last N lines.
         #[arg(long, value_name = "N")]
         tail: Option<usize>,
     },
     /// Print a shell completion script, e.g. `comfyprov completions bash > /etc/bash_completion.d/comfyprov`.
+    #[command(
+        after_help = "Example: comfyprov completions bash > /etc/bash_completion.d/comfyprov"
+    )]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,

@@ -712,3 +712,25 @@ fn status_lists_each_part_with_what_apply_would_still_do() {
     );
     assert!(!stdout(&out).contains("$2b$"), "never the hash");
 }
+
+/// Every command's `--help` ends with an example.
+#[test]
+fn every_command_help_has_an_example() {
+    use clap::CommandFactory;
+    let cmd = comfyprov::cli::Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .filter(|n| n != "help")
+        .collect();
+    assert!(names.len() >= 14, "{names:?}");
+    for name in names {
+        let out = bin().args([name.as_str(), "--help"]).output().unwrap();
+        assert!(
+            stdout(&out).contains("\nExample: comfyprov ")
+                || stdout(&out).contains("\nExample: curl "),
+            "`comfyprov {name} --help` has no example:\n{}",
+            stdout(&out)
+        );
+    }
+}
