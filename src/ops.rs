@@ -475,3 +475,96 @@ pub fn lock(desired: &Desired) -> Result<crate::report::Outcome, LockError> {
     let git = comfyprov_core::plan::pin_targets(desired);
     Ok(crate::apply::lock_python(&env, spec, &files, &git)?)
 }
+
+/// Why `import` wrote nothing.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ImportError {
+    #[error("nothing to import from")]
+    #[diagnostic(help("name a source: --workspace DIR, --container NAME or --snapshot FILE"))]
+    NoSource,
+    #[error("`{}` holds no ComfyUI/", path.display())]
+    #[diagnostic(help("--workspace names the folder that holds ComfyUI/"))]
+    NoWorkspace { path: std::path::PathBuf },
+    #[error("cannot read the snapshot `{}`: {why}", path.display())]
+    #[diagnostic(help(
+        "a ComfyUI-Manager snapshot in its JSON form (Manager → Snapshot Manager → Save snapshot); the YAML form is not read yet"
+    ))]
+    Snapshot {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("cannot import the container {name}: {why}")]
+    #[diagnostic(help(
+        "name a container that exists (`docker ps -a`), and check that the Docker daemon answers"
+    ))]
+    Container { name: String, why: String },
+    #[error("the imported manifest does not validate")]
+    #[diagnostic(help(
+        "this is a bug in comfyprov import: please report it with the problems below"
+    ))]
+    Invalid {
+        #[related]
+        problems: Vec<crate::manifest::Problem>,
+    },
+}
+
+/// `comfyprov import`: the manifest text for what exists, validated as if written into `dir`.
+pub fn import(
+    mut sources: crate::import::Sources,
+    container: Option<&str>,
+    snapshot: Option<&Path>,
+    dir: &Path,
+) -> Result<(String, Vec<String>), ImportError> {
+    if sources.workspace.is_none() && container.is_none() && snapshot.is_none() {
+        return Err(ImportError::NoSource);
+    }
+    if let Some(ws) = &sources.workspace
+        && !ws.join("ComfyUI").is_dir()
+    {
+        return Err(ImportError::NoWorkspace { path: ws.clone() });
+    }
+    if let Some(path) = snapshot {
+        let why = |why: String| ImportError::Snapshot {
+            path: path.to_owned(),
+            why,
+        };
+        let bytes = crate::fsutil::read_regular(path).map_err(|e| why(e.to_string()))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| why(format!("not JSON: {e}")))?;
+        if !json.is_object() || json.get("git_custom_nodes").is_none() {
+            return Err(why(
+                "no `git_custom_nodes`: not a ComfyUI-Manager snapshot".to_owned()
+            ));
+        }
+        sources.snapshot = Some((path.display().to_string(), json));
+    }
+    if let Some(name) = container {
+        let err = |why: String| ImportError::Container {
+            name: name.to_owned(),
+            why,
+        };
+        // Observed as plan observes ours: what it really is, in the run spec's terms.
+        let info = match crate::observe::container::observe(name, &[], "127.0.0.1", 0).0 {
+            ContainerState::Present(info) => info,
+            ContainerState::Missing => return Err(err("no container has that name".to_owned())),
+            ContainerState::NotObserved { reason } => return Err(err(reason)),
+            ContainerState::NotManaged => return Err(err("not observed".to_owned())),
+        };
+        let spec = info
+            .actual
+            .ok_or_else(|| err("its configuration cannot be read as a ComfyUI run".to_owned()))?;
+        if sources.workspace.is_none() {
+            // The folder mounted as ComfyUI/ is in the workspace.
+            let ws = Path::new(&spec.mount).parent().map(Path::to_path_buf);
+            if let Some(ws) = ws.filter(|w| w.join("ComfyUI").is_dir()) {
+                sources.workspace_shown = ws.display().to_string();
+                sources.workspace = Some(ws);
+            }
+        }
+        sources.container = Some((name.to_owned(), spec));
+    }
+    let (text, left_out) = crate::import::manifest(&sources);
+    crate::manifest::parse("imported comfy.toml", text.clone(), dir)
+        .map_err(|problems| ImportError::Invalid { problems })?;
+    Ok((text, left_out))
+}

@@ -72,6 +72,13 @@ pub enum Command {
         after_help = "Example: comfyprov init --project comfyui-prod --gpu nvidia --auth login --generate-password"
     )]
     Init(simple::InitArgs),
+    /// Write a comfy.toml from a deployment that exists: the workspace (ComfyUI and every
+    /// custom_nodes/ checkout), a container, a ComfyUI-Manager snapshot. What a manifest cannot
+    /// express is listed, with why; no secret is read.
+    #[command(
+        after_help = "Example: comfyprov import --workspace ./workspace --container comfyui --out comfy.toml && comfyprov plan"
+    )]
+    Import(simple::ImportArgs),
     /// Check the manifest; every problem is reported at once, each pointing at its line.
     #[command(after_help = "Example: comfyprov validate && git commit comfy.toml")]
     Validate,
@@ -222,6 +229,7 @@ pub fn main() -> u8 {
     }));
     let result = match &cli.command {
         Command::Init(args) => simple::init(&cli, &ui, args),
+        Command::Import(args) => simple::import(&ui, args),
         Command::Validate => simple::validate(&cli, &ui),
         Command::Schema => simple::schema(),
         Command::Plan(args) => plan::run(&cli, &ui, args),

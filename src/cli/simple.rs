@@ -234,3 +234,103 @@ pub fn init(cli: &Cli, ui: &Ui, args: &InitArgs) -> miette::Result<u8> {
     ui.info("next: `comfyprov plan` shows what apply would do");
     Ok(EXIT_OK)
 }
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The folder that holds ComfyUI/ (default: `./workspace` when no other source is named).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<std::path::PathBuf>,
+    /// A container to import (image, command arguments, port and address, GPUs, env names,
+    /// extra mounts); its ComfyUI/ mount names the workspace when --workspace is not given.
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// A ComfyUI-Manager snapshot (its JSON form).
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<std::path::PathBuf>,
+    /// The project name (default: the container's name, else `comfyui`).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// How the manifest names the password's file in login mode (import never reads a secret).
+    #[arg(long, value_name = "PATH", default_value = ".secrets/comfyui.password")]
+    pub password_file: String,
+    /// Write the manifest to FILE (never over an existing one) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// `comfyprov import`: a manifest from what exists, validated before it is printed or written.
+pub fn import(ui: &Ui, args: &ImportArgs) -> miette::Result<u8> {
+    use std::io::Write;
+    let dir = match args.out.as_deref().and_then(std::path::Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let workspace = args.workspace.clone().or_else(|| {
+        (args.container.is_none() && args.snapshot.is_none())
+            .then(|| std::path::PathBuf::from("workspace"))
+    });
+    let workspace = workspace.map(|w| std::fs::canonicalize(&w).unwrap_or(w));
+    let shown = |w: &std::path::Path| match w.strip_prefix(&dir) {
+        Ok(rel) if !rel.as_os_str().is_empty() => format!("./{}", rel.display()),
+        _ => w.display().to_string(),
+    };
+    let sources = crate::import::Sources {
+        workspace_shown: workspace
+            .as_deref()
+            .map(shown)
+            .unwrap_or_else(|| "./workspace".to_owned()),
+        workspace,
+        project: args.project.clone(),
+        password_file: args.password_file.clone(),
+        lock: match crate::observe::python::lock_state(&dir.join("comfy.lock"), None) {
+            crate::observed::LockState::Present(l) => Some(*l),
+            _ => None,
+        },
+        ..Default::default()
+    };
+    let (mut text, left_out) = crate::ops::import(
+        sources,
+        args.container.as_deref(),
+        args.snapshot.as_deref(),
+        &dir,
+    )?;
+    // A workspace found through the container's mount is named as the manifest will see it.
+    if let Some(ws) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("path = \"/"))
+        .map(|rest| format!("/{}", rest.trim_end_matches('"')))
+        && let Ok(rel) = std::path::Path::new(&ws).strip_prefix(&dir)
+        && !rel.as_os_str().is_empty()
+    {
+        text = text.replacen(
+            &format!("path = \"{ws}\""),
+            &format!("path = \"./{}\"", rel.display()),
+            1,
+        );
+    }
+    match &args.out {
+        None => emit(&text)?,
+        Some(path) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| {
+                    miette!(
+                        help = "import never overwrites a file: name another, or move it away",
+                        "cannot create `{}`: {e}",
+                        path.display()
+                    )
+                })?;
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| miette!("cannot write `{}`: {e}", path.display()))?;
+            ui.info(&format!("wrote {}", path.display()));
+        }
+    }
+    for l in &left_out {
+        ui.info(&format!("not expressed: {l}"));
+    }
+    Ok(EXIT_OK)
+}

@@ -734,3 +734,116 @@ fn every_command_help_has_an_example() {
         );
     }
 }
+
+/// `import` of a hand-made workspace: ComfyUI at a tag, a node at a commit, and what a
+/// manifest cannot express (a non-git folder, a single-file node, a disabled node) listed with
+/// why; the password's presence means login mode, its source left to fill in. Its plan touches
+/// no node checkout.
+#[test]
+fn import_of_a_hand_made_workspace_pins_what_it_finds_and_lists_the_rest() {
+    let p = Project::new();
+    let src = source_repo(&p.path("git/ComfyUI"), 1);
+    clone_at(&src, &p.path("workspace/ComfyUI"), "v1");
+    let node = source_repo(&p.path("git/Extra"), 1);
+    clone_at(
+        &node,
+        &p.path("workspace/ComfyUI/custom_nodes/Extra"),
+        &node.dev,
+    );
+    let login = source_repo(&p.path("git/ComfyUI-Login"), 1);
+    clone_at(
+        &login,
+        &p.path("workspace/ComfyUI/custom_nodes/ComfyUI-Login"),
+        &login.v2,
+    );
+    let nodes = p.path("workspace/ComfyUI/custom_nodes");
+    std::fs::create_dir_all(nodes.join("copied-by-hand")).unwrap();
+    std::fs::write(nodes.join("single.py"), "NODE_CLASS_MAPPINGS = {}\n").unwrap();
+    std::fs::create_dir_all(nodes.join("Old.disabled")).unwrap();
+    std::fs::create_dir_all(p.path("workspace/ComfyUI/login")).unwrap();
+    std::fs::write(
+        p.path("workspace/ComfyUI/login/PASSWORD"),
+        "$2b$12$abcdefghijklmnopqrstuv\nadmin",
+    )
+    .unwrap();
+    let out = run(p.root(), &["import", "--workspace", "workspace"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for line in [
+        &format!("git = \"{}\"\nrev = \"v1\"", src.url()),
+        &format!(
+            "name = \"Extra\"\ngit = \"{}\"\nrev = \"{}\"",
+            node.url(),
+            node.dev
+        ),
+        &format!(
+            "name = \"ComfyUI-Login\"\ngit = \"{}\"\nrev = \"v2\"",
+            login.url()
+        ),
+        "mode = \"login\"",
+        "password_file = \".secrets/comfyui.password\"   # FILL IN",
+        "#   custom_nodes/Old.disabled: disabled",
+        "#   custom_nodes/copied-by-hand: not a git checkout; kept as an unmanaged node",
+        "#   custom_nodes/single.py: a single-file node",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    assert!(!text.contains("$2b$"), "never the hash");
+    std::fs::write(p.path("imported.toml"), &text).unwrap();
+    let out = run(p.root(), &["-f", "imported.toml", "plan", "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let touched: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["action"].as_str())
+        .filter(|a| ["clone", "checkout", "replace", "disable", "enable"].contains(a))
+        .collect();
+    assert!(touched.is_empty(), "no node checkout is touched: {plan:#}");
+}
+
+/// `import --snapshot`: a ComfyUI-Manager snapshot's ComfyUI commit and git nodes become pins;
+/// registry packages, disabled nodes and pip lines are listed, not invented.
+#[test]
+fn import_of_a_comfyui_manager_snapshot() {
+    let p = Project::new();
+    std::fs::write(
+        p.path("snapshot.json"),
+        r#"{
+  "comfyui": "265adad858e1f31b66cd3523a02b16f5d34ced52",
+  "git_custom_nodes": {
+    "https://github.com/liusida/ComfyUI-Login": {"hash": "69109257f4629a11ebe26cd65667536c4f8dddcb", "disabled": false},
+    "https://github.com/rgthree/rgthree-comfy.git": {"hash": "a1f570e1d04d8e9c5b9b1e3e5d1a0e9c1b1d2e3f", "disabled": false},
+    "https://github.com/example/Old-Node": {"hash": "b2", "disabled": true}
+  },
+  "cnr_custom_nodes": {"comfyui-impact-pack": "8.8.1"},
+  "file_custom_nodes": [{"filename": "hello.py", "disabled": false}],
+  "pips": {"numpy==1.26.4": "", "torch==2.5.1": ""}
+}"#,
+    )
+    .unwrap();
+    let out = run(p.root(), &["import", "--snapshot", "snapshot.json"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for line in [
+        "git = \"https://github.com/comfyanonymous/ComfyUI\"\nrev = \"265adad858e1f31b66cd3523a02b16f5d34ced52\"",
+        "name = \"ComfyUI-Login\"\ngit = \"https://github.com/liusida/ComfyUI-Login\"\nrev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"",
+        "name = \"rgthree-comfy\"",
+        "#   Old-Node (https://github.com/example/Old-Node): disabled in the snapshot",
+        "#   comfyui-impact-pack 8.8.1: a Comfy Registry package",
+        "#   custom_nodes/hello.py: a single-file node in the snapshot",
+        "#   2 pip packages recorded in the snapshot",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    // Not a snapshot: a clear error, nothing printed.
+    std::fs::write(p.path("other.json"), "{\"a\": 1}").unwrap();
+    let out = run(p.root(), &["import", "--snapshot", "other.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a ComfyUI-Manager snapshot"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+}

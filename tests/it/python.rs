@@ -775,3 +775,32 @@ fn lock_without_uv_says_how_to_get_it() {
     );
     assert!(!d.root().join("comfy.lock").exists());
 }
+
+/// Round trip: `import` of a deployment that `apply` made (the container, its workspace, the
+/// lock beside it) gives a manifest whose plan is empty.
+#[test]
+fn import_of_an_applied_deployment_plans_nothing() {
+    needs_uv_and_docker!();
+    let d = PyDeploy::new();
+    d.apply_ok();
+    let out = d.run(&["import", "--container", &d.name, "--out", "imported.toml"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let text = std::fs::read_to_string(d.root().join("imported.toml")).unwrap();
+    for line in [
+        &format!("name = \"{}\"", d.name),
+        "path = \"./workspace\"",
+        "rev = \"v0.3.68\"",
+        "[python]                   # as comfy.lock was resolved",
+        "torch = { version = \"2.0.0\" }",
+        &format!("index_url = \"{}\"", d.index.url()),
+        "requirements = true",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    let out = d.run(&["-f", "imported.toml", "plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    // It never overwrites.
+    let out = d.run(&["import", "--container", &d.name, "--out", "imported.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(both(&out).contains("never overwrites"), "{}", both(&out));
+}
