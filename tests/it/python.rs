@@ -804,3 +804,34 @@ fn import_of_an_applied_deployment_plans_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(both(&out).contains("never overwrites"), "{}", both(&out));
 }
+
+/// A restart is for what its steps changed: with comfy.lock deleted, apply resolves it again
+/// (same packages) and the sync finds nothing to install, so the server is not restarted.
+#[test]
+fn no_restart_when_the_sync_finds_nothing_to_install() {
+    needs_uv_and_docker!();
+    let d = PyDeploy::new();
+    d.apply_ok();
+    let started = d.started_at();
+    std::fs::remove_file(d.root().join("comfy.lock")).unwrap();
+    let plan = both(&d.run(&["plan"]));
+    assert!(
+        plan.contains("+ resolve the Python requirements into comfy.lock")
+            && plan.contains(&format!("~ restart container {}", d.name)),
+        "{plan}"
+    );
+    let text = d.apply_ok();
+    assert!(
+        text.contains("already  sync the Python environment venv/ to the new comfy.lock: venv/ matches comfy.lock"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "already  restart container {}: every step it was for found nothing to change",
+            d.name
+        )),
+        "{text}"
+    );
+    assert_eq!(d.started_at(), started, "not restarted");
+    assert_eq!(d.plan_code(), 0);
+}
