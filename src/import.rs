@@ -30,6 +30,10 @@ pub struct Sources {
     /// A `comfy.lock` beside the manifest to be: its `[python]` settings are the ones the
     /// environment was resolved from.
     pub lock: Option<comfyprov_core::lock::Lock>,
+    /// Where the container section came from when it is a compose file, for the header.
+    pub compose: Option<String>,
+    /// Secrets found where they must not be (a hash in a compose file): reported, never copied.
+    pub dangers: Vec<String>,
 }
 
 /// A node as found.
@@ -105,8 +109,12 @@ pub fn manifest(src: &Sources) -> (String, Vec<String>) {
     let mut login = false;
     let mut venv: Option<String> = None;
     let mut from = Vec::new();
-    if let Some((name, _)) = &src.container {
-        from.push(format!("the container {name}"));
+    match (&src.compose, &src.container) {
+        (Some(file), Some((name, _))) => {
+            from.push(format!("the compose file {file} (service {name})"))
+        }
+        (None, Some((name, _))) => from.push(format!("the container {name}")),
+        _ => {}
     }
 
     if let Some(ws) = &src.workspace {
@@ -261,7 +269,13 @@ pub fn manifest(src: &Sources) -> (String, Vec<String>) {
     let mut gpu = String::from("[gpu]\nmode = \"none\"\n");
     let mut container_python = None;
     if let Some((name, spec)) = &src.container {
-        let _ = writeln!(t, "[container]                # as container {name} runs");
+        let _ = writeln!(
+            t,
+            "[container]                # as {} runs it",
+            src.compose
+                .as_ref()
+                .map_or_else(|| format!("container {name}"), |f| format!("{f}'s service"))
+        );
         let _ = writeln!(t, "image = {}", q(&spec.image));
         let _ = writeln!(t, "listen = {}", q(&spec.listen));
         let _ = writeln!(t, "port = {}", spec.port);
@@ -409,6 +423,28 @@ pub fn manifest(src: &Sources) -> (String, Vec<String>) {
         t,
         "[policy]\nunmanaged_nodes = \"keep\"        # import never plans to disable what it found"
     );
+    let mut dangers = src.dangers.clone();
+    let public = src.container.as_ref().is_some_and(|(_, spec)| {
+        spec.listen
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| !ip.is_loopback())
+    });
+    if login_reason.is_none() && public {
+        let _ = writeln!(
+            t,
+            "allow_public_without_auth = true   # as found: see DANGER below"
+        );
+        dangers.push(
+            "ComfyUI is published on a public address without a password; set `listen = \"127.0.0.1\"` or `[auth] mode = \"login\"`"
+                .to_owned(),
+        );
+    }
+    if !dangers.is_empty() {
+        let _ = writeln!(t);
+        for d in &dangers {
+            let _ = writeln!(t, "# DANGER: {d}");
+        }
+    }
     if !left_out.is_empty() {
         let _ = writeln!(t, "\n# Not expressed in this manifest:");
         for l in &left_out {
@@ -416,4 +452,218 @@ pub fn manifest(src: &Sources) -> (String, Vec<String>) {
         }
     }
     (t, left_out)
+}
+
+/// A bcrypt hash (ComfyUI-Login's token) in `s`, as written in a compose file (`$` doubled or not).
+fn holds_hash(s: &str) -> bool {
+    let s = s.replace("$$", "$");
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| s.contains(p))
+}
+
+/// The service a compose file runs ComfyUI in, read into a run spec; with the dangers found
+/// (a `$2b$…` hash in it: the API token, in a file that is often committed), which are never
+/// copied. `dir` is the compose file's folder (relative bind sources are relative to it).
+pub fn from_compose(
+    doc: &serde_json::Value,
+    want: Option<&str>,
+    dir: &Path,
+) -> Result<(String, RunSpec, Vec<String>), String> {
+    use serde_json::Value;
+    let services = doc["services"]
+        .as_object()
+        .ok_or("it has no `services`: not a compose file")?;
+    let (name, svc) = match want {
+        Some(w) => (
+            w,
+            services
+                .get(w)
+                .ok_or_else(|| format!("it has no service `{w}`"))?,
+        ),
+        None if services.len() == 1 => services
+            .iter()
+            .next()
+            .map(|(k, v)| (k.as_str(), v))
+            .ok_or("no service")?,
+        None => services
+            .get_key_value("comfyui")
+            .map(|(k, v)| (k.as_str(), v))
+            .ok_or_else(|| {
+                format!(
+                    "it has {} services: name one with --service ({})",
+                    services.len(),
+                    services.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?,
+    };
+    let mut dangers = Vec::new();
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut command = strings(&svc["command"]);
+    if command.iter().any(|a| holds_hash(a)) {
+        dangers.push(format!(
+            "service {name}'s `command:` holds a bcrypt hash, ComfyUI-Login's API token: it is not copied; the compose file is often committed, so treat the password as leaked and rotate it (comfyprov keeps the hash in login/PASSWORD only)"
+        ));
+        let mut kept: Vec<String> = Vec::new();
+        for a in command {
+            if holds_hash(&a) {
+                if kept.last().is_some_and(|p| p.starts_with("--")) {
+                    kept.pop();
+                }
+            } else {
+                kept.push(a);
+            }
+        }
+        command = kept;
+    }
+    // The interpreter is the first word of the command, or of the entrypoint.
+    if command.first().is_some_and(|c| c.ends_with(".py")) {
+        let entry = strings(&svc["entrypoint"]);
+        command = entry.into_iter().chain(command).collect();
+    }
+    let mut env = std::collections::BTreeMap::new();
+    match &svc["environment"] {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                env.insert(k.clone(), v);
+            }
+        }
+        Value::Array(a) => {
+            for item in a.iter().filter_map(Value::as_str) {
+                let (k, v) = item.split_once('=').unwrap_or((item, ""));
+                env.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        _ => {}
+    }
+    env.retain(|k, v| {
+        if holds_hash(v) {
+            dangers.push(format!(
+                "service {name}'s environment {k} holds a bcrypt hash: not copied; rotate the password"
+            ));
+            false
+        } else {
+            true
+        }
+    });
+    let (mut listen, mut port) = ("127.0.0.1".to_owned(), 8188u16);
+    for p in svc["ports"].as_array().into_iter().flatten() {
+        let (host_ip, published, target) = match p {
+            Value::String(s) => {
+                let parts: Vec<&str> = s.rsplitn(3, ':').collect();
+                match parts.as_slice() {
+                    [t, pu, ip] => ((*ip).to_owned(), (*pu).to_owned(), (*t).to_owned()),
+                    [t, pu] => ("0.0.0.0".to_owned(), (*pu).to_owned(), (*t).to_owned()),
+                    _ => continue,
+                }
+            }
+            Value::Object(o) => (
+                o.get("host_ip")
+                    .and_then(Value::as_str)
+                    .unwrap_or("0.0.0.0")
+                    .to_owned(),
+                o.get("published")
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .unwrap_or_default(),
+                o.get("target").map(|v| v.to_string()).unwrap_or_default(),
+            ),
+            _ => continue,
+        };
+        if target.trim_matches('"') == "8188" {
+            listen = host_ip;
+            port = published.trim_matches('"').parse().unwrap_or(8188);
+        }
+    }
+    let mut mount = String::new();
+    let mut mounts = Vec::new();
+    for v in svc["volumes"].as_array().into_iter().flatten() {
+        let (source, target, ro) = match v {
+            Value::String(s) => {
+                let mut it = s.split(':');
+                let (Some(src), Some(tgt)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                (src.to_owned(), tgt.to_owned(), it.next() == Some("ro"))
+            }
+            Value::Object(o) => (
+                o.get("source")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                o.get("target")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                o.get("read_only").and_then(Value::as_bool).unwrap_or(false),
+            ),
+            _ => continue,
+        };
+        let abs = if Path::new(&source).is_absolute() {
+            source.clone()
+        } else {
+            dir.join(source.trim_start_matches("./"))
+                .display()
+                .to_string()
+        };
+        if target == crate::render::CONTAINER_ROOT {
+            mount = abs;
+        } else {
+            mounts.push(crate::render::spec::BindMount {
+                source: abs,
+                target,
+                read_only: ro,
+            });
+        }
+    }
+    let gpu = svc["deploy"]["resources"]["reservations"]["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| {
+            d["driver"].as_str() == Some("nvidia")
+                || strings(&d["capabilities"]).iter().any(|c| c == "gpu")
+        })
+        .map(|d| crate::render::spec::GpuRequest {
+            device_ids: strings(&d["device_ids"]),
+            count: match &d["count"] {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) if s == "all" => Some(-1),
+                _ => None,
+            },
+        });
+    let restart = match svc["restart"].as_str() {
+        Some("always") => crate::manifest::RestartPolicy::Always,
+        Some("on-failure") => crate::manifest::RestartPolicy::OnFailure,
+        Some("no") => crate::manifest::RestartPolicy::No,
+        _ => crate::manifest::RestartPolicy::UnlessStopped,
+    };
+    let container = svc["container_name"].as_str().unwrap_or(name).to_owned();
+    let spec = RunSpec {
+        image: svc["image"].as_str().unwrap_or("").to_owned(),
+        command,
+        working_dir: crate::render::CONTAINER_ROOT.to_owned(),
+        listen,
+        port,
+        mount,
+        gpu,
+        env,
+        restart,
+        healthcheck: Vec::new(),
+        init: false,
+        entrypoint: None,
+        mounts,
+    };
+    Ok((container, spec, dangers))
 }

@@ -493,6 +493,14 @@ pub enum ImportError {
         path: std::path::PathBuf,
         why: String,
     },
+    #[error("cannot import the compose file `{}`: {why}", path.display())]
+    #[diagnostic(help(
+        "name the compose file that runs ComfyUI, and its service with --service when it has several"
+    ))]
+    Compose {
+        path: std::path::PathBuf,
+        why: String,
+    },
     #[error("cannot import the container {name}: {why}")]
     #[diagnostic(help(
         "name a container that exists (`docker ps -a`), and check that the Docker daemon answers"
@@ -513,10 +521,39 @@ pub fn import(
     mut sources: crate::import::Sources,
     container: Option<&str>,
     snapshot: Option<&Path>,
+    compose: Option<(&Path, Option<&str>)>,
     dir: &Path,
 ) -> Result<(String, Vec<String>), ImportError> {
-    if sources.workspace.is_none() && container.is_none() && snapshot.is_none() {
+    if sources.workspace.is_none() && container.is_none() && snapshot.is_none() && compose.is_none()
+    {
         return Err(ImportError::NoSource);
+    }
+    if let Some((file, service)) = compose {
+        let why = |why: String| ImportError::Compose {
+            path: file.to_owned(),
+            why,
+        };
+        let bytes = crate::fsutil::read_regular(file).map_err(|e| why(e.to_string()))?;
+        let doc: serde_json::Value =
+            serde_norway::from_slice(&bytes).map_err(|e| why(format!("not YAML: {e}")))?;
+        let base = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf);
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        let (name, spec, dangers) =
+            crate::import::from_compose(&doc, service, &base).map_err(why)?;
+        if sources.workspace.is_none()
+            && let Some(ws) = Path::new(&spec.mount)
+                .parent()
+                .filter(|w| w.join("ComfyUI").is_dir())
+        {
+            sources.workspace_shown = ws.display().to_string();
+            sources.workspace = Some(ws.to_path_buf());
+        }
+        sources.compose = Some(file.display().to_string());
+        sources.dangers.extend(dangers);
+        sources.container = Some((name, spec));
     }
     if let Some(ws) = &sources.workspace
         && !ws.join("ComfyUI").is_dir()
@@ -563,7 +600,8 @@ pub fn import(
         }
         sources.container = Some((name.to_owned(), spec));
     }
-    let (text, left_out) = crate::import::manifest(&sources);
+    let (text, mut left_out) = crate::import::manifest(&sources);
+    left_out.extend(sources.dangers.iter().map(|d| format!("DANGER: {d}")));
     crate::manifest::parse("imported comfy.toml", text.clone(), dir)
         .map_err(|problems| ImportError::Invalid { problems })?;
     Ok((text, left_out))

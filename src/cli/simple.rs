@@ -247,6 +247,14 @@ pub struct ImportArgs {
     /// A ComfyUI-Manager snapshot (its JSON form).
     #[arg(long, value_name = "FILE")]
     pub snapshot: Option<std::path::PathBuf>,
+    /// A compose file that runs ComfyUI (instead of --container): its service's image,
+    /// command, port, volumes, GPUs and environment. A bcrypt hash in it is reported, never
+    /// copied.
+    #[arg(long, value_name = "FILE", conflicts_with = "container")]
+    pub compose: Option<std::path::PathBuf>,
+    /// The compose file's service (default: the only one, or `comfyui`).
+    #[arg(long, value_name = "NAME", requires = "compose")]
+    pub service: Option<String>,
     /// The project name (default: the container's name, else `comfyui`).
     #[arg(long)]
     pub project: Option<String>,
@@ -267,7 +275,7 @@ pub fn import(ui: &Ui, args: &ImportArgs) -> miette::Result<u8> {
     };
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let workspace = args.workspace.clone().or_else(|| {
-        (args.container.is_none() && args.snapshot.is_none())
+        (args.container.is_none() && args.snapshot.is_none() && args.compose.is_none())
             .then(|| std::path::PathBuf::from("workspace"))
     });
     let workspace = workspace.map(|w| std::fs::canonicalize(&w).unwrap_or(w));
@@ -293,6 +301,9 @@ pub fn import(ui: &Ui, args: &ImportArgs) -> miette::Result<u8> {
         sources,
         args.container.as_deref(),
         args.snapshot.as_deref(),
+        args.compose
+            .as_deref()
+            .map(|f| (f, args.service.as_deref())),
         &dir,
     )?;
     // A workspace found through the container's mount is named as the manifest will see it.
@@ -330,7 +341,12 @@ pub fn import(ui: &Ui, args: &ImportArgs) -> miette::Result<u8> {
         }
     }
     for l in &left_out {
-        ui.info(&format!("not expressed: {l}"));
+        if l.starts_with("DANGER: ") {
+            // Never silenced by -q.
+            eprintln!("{l}");
+        } else {
+            ui.info(&format!("not expressed: {l}"));
+        }
     }
     Ok(EXIT_OK)
 }

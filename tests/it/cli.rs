@@ -847,3 +847,91 @@ fn import_of_a_comfyui_manager_snapshot() {
     );
     assert!(stdout(&out).is_empty());
 }
+
+/// `import --compose`: a seed deployment's hand-written compose file, with the API token's hash
+/// in `command:`. The hash is reported as a danger and copied nowhere; the rest (image, port,
+/// args, GPUs, extra mounts, env without secret-looking values) becomes `[container]`.
+#[test]
+fn import_of_a_hand_written_compose_file_reports_a_hash_in_it_and_never_copies_it() {
+    let p = Project::new();
+    let src = source_repo(&p.path("git/ComfyUI"), 1);
+    clone_at(&src, &p.path("workspace/ComfyUI"), "v1");
+    let login = source_repo(&p.path("git/ComfyUI-Login"), 1);
+    clone_at(
+        &login,
+        &p.path("workspace/ComfyUI/custom_nodes/ComfyUI-Login"),
+        &login.v2,
+    );
+    let hash = "$$2b$$12$$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+    std::fs::write(
+        p.path("docker-compose.yml"),
+        format!(
+            r#"version: "3.8"
+services:
+  comfyui:
+    image: nvidia/cuda:12.4.0-devel-ubuntu22.04
+    container_name: comfyui-qwen
+    command: venv/bin/python3 main.py --listen 0.0.0.0 --port 8188 --preview-method auto --login-token {hash}
+    working_dir: /workspace/ComfyUI
+    ports:
+      - "0.0.0.0:8188:8188"
+    volumes:
+      - ./workspace/ComfyUI:/workspace/ComfyUI
+      - /srv/models:/workspace/ComfyUI/models:ro
+    environment:
+      - TZ=UTC
+      - HF_TOKEN=hf_not_copied
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - driver: nvidia
+              device_ids: ["0"]
+              capabilities: [gpu]
+    restart: unless-stopped
+"#
+        ),
+    )
+    .unwrap();
+    let out = run(p.root(), &["import", "--compose", "docker-compose.yml"]);
+    let text = stdout(&out);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{text}{err}");
+    for line in [
+        "name = \"comfyui-qwen\"",
+        "path = \"./workspace\"",
+        "image = \"nvidia/cuda:12.4.0-devel-ubuntu22.04\"",
+        "listen = \"0.0.0.0\"",
+        "python = \"venv/bin/python3\"",
+        "args = [\"--preview-method\", \"auto\"]",
+        "env = { \"TZ\" = \"UTC\" }",
+        "mounts = [\"/srv/models:/workspace/ComfyUI/models:ro\"]",
+        "mode = \"nvidia\"\ndevices = [\"0\"]",
+        "mode = \"login\"",
+        "# DANGER: service comfyui's `command:` holds a bcrypt hash",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    assert!(
+        err.contains("DANGER: service comfyui's `command:` holds a bcrypt hash"),
+        "{err}"
+    );
+    assert!(err.contains("HF_TOKEN: looks like a secret"), "{err}");
+    for secret in ["$2b$", "R9h/cIPz0gi", "hf_not_copied"] {
+        assert!(
+            !text.contains(secret) && !err.contains(secret),
+            "{secret} copied:\n{text}{err}"
+        );
+    }
+    // Without ComfyUI-Login the server is open on a public address: said, not hidden.
+    std::fs::remove_dir_all(p.path("workspace/ComfyUI/custom_nodes/ComfyUI-Login")).unwrap();
+    let out = run(p.root(), &["import", "--compose", "docker-compose.yml"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("allow_public_without_auth = true")
+            && text
+                .contains("# DANGER: ComfyUI is published on a public address without a password"),
+        "{text}"
+    );
+}
