@@ -219,7 +219,9 @@ pub fn manifest(src: &Sources) -> (String, Vec<String>) {
         for (id, version) in snap["cnr_custom_nodes"].as_object().into_iter().flatten() {
             left_out.push(format!(
                 "{id} {}: a Comfy Registry package; comfyprov pins git checkouts: add its repository and a commit to [[nodes]]",
-                version.as_str().unwrap_or("?")
+                version
+                    .as_str()
+                    .map_or_else(|| version.to_string(), str::to_owned)
             ));
         }
         for f in snap["file_custom_nodes"].as_array().into_iter().flatten() {

@@ -487,7 +487,7 @@ pub enum ImportError {
     NoWorkspace { path: std::path::PathBuf },
     #[error("cannot read the snapshot `{}`: {why}", path.display())]
     #[diagnostic(help(
-        "a ComfyUI-Manager snapshot in its JSON form (Manager → Snapshot Manager → Save snapshot); the YAML form is not read yet"
+        "a ComfyUI-Manager snapshot, JSON or YAML (Manager → Snapshot Manager → Save snapshot)"
     ))]
     Snapshot {
         path: std::path::PathBuf,
@@ -566,8 +566,10 @@ pub fn import(
             why,
         };
         let bytes = crate::fsutil::read_regular(path).map_err(|e| why(e.to_string()))?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| why(format!("not JSON: {e}")))?;
+        // ComfyUI-Manager saves snapshots as JSON and (newer versions) YAML; YAML is a
+        // superset of JSON, so one parser reads both.
+        let json: serde_json::Value = serde_norway::from_slice(&bytes)
+            .map_err(|e| why(format!("neither JSON nor YAML: {e}")))?;
         if !json.is_object() || json.get("git_custom_nodes").is_none() {
             return Err(why(
                 "no `git_custom_nodes`: not a ComfyUI-Manager snapshot".to_owned()

@@ -244,7 +244,7 @@ pub struct ImportArgs {
     /// extra mounts); its ComfyUI/ mount names the workspace when --workspace is not given.
     #[arg(long, value_name = "NAME")]
     pub container: Option<String>,
-    /// A ComfyUI-Manager snapshot (its JSON form).
+    /// A ComfyUI-Manager snapshot (JSON or YAML).
     #[arg(long, value_name = "FILE")]
     pub snapshot: Option<std::path::PathBuf>,
     /// A compose file that runs ComfyUI (instead of --container): its service's image,

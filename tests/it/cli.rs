@@ -836,6 +836,20 @@ fn import_of_a_comfyui_manager_snapshot() {
     ] {
         assert!(text.contains(line), "missing {line:?}:\n{text}");
     }
+    // The YAML form reads the same.
+    std::fs::write(
+        p.path("snapshot.yaml"),
+        "comfyui: 265adad858e1f31b66cd3523a02b16f5d34ced52\ngit_custom_nodes:\n  https://github.com/liusida/ComfyUI-Login:\n    hash: 69109257f4629a11ebe26cd65667536c4f8dddcb\n    disabled: false\ncnr_custom_nodes:\n  comfyui-impact-pack: 8.8.1\nfile_custom_nodes: []\npips: {}\n",
+    )
+    .unwrap();
+    let out = run(p.root(), &["import", "--snapshot", "snapshot.yaml"]);
+    let yaml = stdout(&out);
+    assert!(out.status.success(), "{yaml}{}", stderr(&out));
+    assert!(
+        yaml.contains("name = \"ComfyUI-Login\"\ngit = \"https://github.com/liusida/ComfyUI-Login\"\nrev = \"69109257f4629a11ebe26cd65667536c4f8dddcb\"")
+            && yaml.contains("#   comfyui-impact-pack 8.8.1: a Comfy Registry package"),
+        "{yaml}"
+    );
     // Not a snapshot: a clear error, nothing printed.
     std::fs::write(p.path("other.json"), "{\"a\": 1}").unwrap();
     let out = run(p.root(), &["import", "--snapshot", "other.json"]);
