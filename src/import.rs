@@ -127,15 +127,11 @@ pub fn manifest(src: &Sources) -> (String, Vec<String>) {
             )),
         }
         login = comfy.join("login/PASSWORD").is_file();
-        venv = std::fs::read_to_string(comfy.join("venv/pyvenv.cfg"))
+        // Never a blocking read: a FIFO planted there is an error, not a hang.
+        venv = crate::fsutil::read_regular(&comfy.join("venv/pyvenv.cfg"))
             .ok()
-            .and_then(|cfg| {
-                cfg.lines().find_map(|l| {
-                    let (k, v) = l.split_once('=')?;
-                    matches!(k.trim(), "version_info" | "version")
-                        .then(|| v.trim().split('.').take(2).collect::<Vec<_>>().join("."))
-                })
-            });
+            .and_then(|cfg| crate::observe::python::pyvenv_python(&String::from_utf8_lossy(&cfg)))
+            .and_then(|v| crate::observe::python::minor_of(&v));
         let mut entries: Vec<(String, PathBuf)> = std::fs::read_dir(comfy.join("custom_nodes"))
             .map(|d| {
                 d.flatten()
@@ -645,12 +641,9 @@ pub fn from_compose(
                 _ => None,
             },
         });
-    let restart = match svc["restart"].as_str() {
-        Some("always") => crate::manifest::RestartPolicy::Always,
-        Some("on-failure") => crate::manifest::RestartPolicy::OnFailure,
-        Some("no") => crate::manifest::RestartPolicy::No,
-        _ => crate::manifest::RestartPolicy::UnlessStopped,
-    };
+    // Compose spells restart policies as the manifest does.
+    let restart: crate::manifest::RestartPolicy =
+        serde_json::from_value(svc["restart"].clone()).unwrap_or_default();
     let container = svc["container_name"].as_str().unwrap_or(name).to_owned();
     let spec = RunSpec {
         image: svc["image"].as_str().unwrap_or("").to_owned(),

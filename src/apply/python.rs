@@ -555,11 +555,7 @@ fn env_now(
             built_for,
             packages,
         } => {
-            let same = built_for.as_deref() == Some(image)
-                && python.as_deref().is_some_and(|v| {
-                    v.strip_prefix(spec.version.as_str())
-                        .is_some_and(|r| r.is_empty() || r.starts_with('.'))
-                });
+            let same = built_for.as_deref() == Some(image) && spec.made_with(python.as_deref());
             Ok((!same, if same { packages } else { BTreeMap::new() }))
         }
     }

@@ -75,6 +75,20 @@ pub fn lock_state(path: &Path, now: Option<&Inputs>) -> LockState {
     }
 }
 
+/// The Python an environment was made with (`3.11.2`), from its `pyvenv.cfg` text.
+pub fn pyvenv_python(cfg: &str) -> Option<String> {
+    cfg.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        matches!(k.trim(), "version_info" | "version").then(|| v.trim().to_owned())
+    })
+}
+
+/// `3.11` of `3.11.2`.
+pub fn minor_of(version: &str) -> Option<String> {
+    let parts: Vec<&str> = version.split('.').take(2).collect();
+    (parts.len() == 2).then(|| parts.join("."))
+}
+
 /// The environment at `env`: the Python in `pyvenv.cfg` and the distributions in its
 /// site-packages.
 pub fn env_state(env: &Path, spec: &PythonSpec) -> EnvState {
@@ -87,20 +101,11 @@ pub fn env_state(env: &Path, spec: &PythonSpec) -> EnvState {
             };
         }
     };
-    let python = cfg.lines().find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        matches!(k.trim(), "version_info" | "version").then(|| v.trim().to_owned())
-    });
+    let python = pyvenv_python(&cfg);
     // site-packages of the Python it was made with; a fresh environment may have none yet.
     let minor = python
         .as_deref()
-        .and_then(|v| {
-            v.split('.')
-                .take(2)
-                .collect::<Vec<_>>()
-                .get(..2)
-                .map(|p| p.join("."))
-        })
+        .and_then(minor_of)
         .unwrap_or_else(|| spec.version.clone());
     let site = env
         .join("lib")

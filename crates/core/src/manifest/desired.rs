@@ -149,6 +149,17 @@ pub struct PythonSpec {
     pub lock_file: ManifestPath,
 }
 
+impl PythonSpec {
+    /// Whether an environment made with Python `found` (`3.11.2`, from `pyvenv.cfg`) is of
+    /// this spec's `3.N`.
+    pub fn made_with(&self, found: Option<&str>) -> bool {
+        found.is_some_and(|v| {
+            v.strip_prefix(self.version.as_str())
+                .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+        })
+    }
+}
+
 /// torch, pinned and protected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TorchSpec {

@@ -388,7 +388,7 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
             changing.push(target);
         }
     }
-    let pins = git_pins(desired);
+    let pins = pin_targets(desired);
     let mut stale = Vec::new();
     let lock: Option<&Lock> = match &obs.lock {
         LockState::Missing => {
@@ -456,7 +456,7 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
             action: Action::LockPython {
                 spec: Box::new(spec.clone()),
                 files,
-                git: pin_targets(desired),
+                git: pins,
                 locked: opts.locked,
             },
             reasons,
@@ -479,21 +479,14 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
             );
             return;
         }
-        EnvState::Present { python, .. }
-            if !python.as_deref().is_some_and(|v| {
-                v.strip_prefix(spec.version.as_str())
-                    .is_some_and(|r| r.is_empty() || r.starts_with('.'))
-            }) =>
-        {
-            (
-                true,
-                Some(Reason::EnvOtherPython {
-                    env: env.clone(),
-                    found: python.clone(),
-                    want: spec.version.clone(),
-                }),
-            )
-        }
+        EnvState::Present { python, .. } if !spec.made_with(python.as_deref()) => (
+            true,
+            Some(Reason::EnvOtherPython {
+                env: env.clone(),
+                found: python.clone(),
+                want: spec.version.clone(),
+            }),
+        ),
         EnvState::Present { built_for, .. } if built_for.as_deref() != Some(c.image.as_str()) => (
             true,
             Some(Reason::EnvNotBuiltHere {
@@ -536,20 +529,6 @@ fn plan_python(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &O
     }
 }
 
-/// The git pins a lock records: ComfyUI's (when provisioned) and every node's.
-fn git_pins(desired: &Desired) -> Vec<LockedGit> {
-    let comfyui = desired.comfyui.iter().map(|s| ("ComfyUI", s));
-    let nodes = desired.nodes.iter().map(|n| (n.name.as_str(), &n.source));
-    comfyui
-        .chain(nodes)
-        .map(|(name, s)| LockedGit {
-            name: name.to_owned(),
-            rev: s.rev.as_str().to_owned(),
-            commit: String::new(),
-        })
-        .collect()
-}
-
 /// The checkouts whose commits a lock records, with their revs.
 pub fn pin_targets(desired: &Desired) -> Vec<(Target, String)> {
     let comfyui = desired
@@ -566,20 +545,19 @@ pub fn pin_targets(desired: &Desired) -> Vec<(Target, String)> {
 }
 
 /// How the lock's git pins differ from the manifest's (commits aside).
-fn git_differences(locked: &[LockedGit], pins: &[LockedGit]) -> Vec<String> {
+fn git_differences(locked: &[LockedGit], pins: &[(Target, String)]) -> Vec<String> {
     let mut out = Vec::new();
-    for p in pins {
-        match locked.iter().find(|l| l.name == p.name) {
-            None => out.push(format!("{} is not in the lock", p.name)),
-            Some(l) if l.rev != p.rev => {
-                out.push(format!("{} {} → {}", p.name, l.rev, p.rev));
-            }
+    for (target, rev) in pins {
+        let name = target.name();
+        match locked.iter().find(|l| l.name == name) {
+            None => out.push(format!("{name} is not in the lock")),
+            Some(l) if &l.rev != rev => out.push(format!("{name} {} → {rev}", l.rev)),
             Some(_) => {}
         }
     }
     for l in locked
         .iter()
-        .filter(|l| !pins.iter().any(|p| p.name == l.name))
+        .filter(|l| !pins.iter().any(|(t, _)| t.name() == l.name))
     {
         out.push(format!("{} is no longer declared", l.name));
     }
