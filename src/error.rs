@@ -122,8 +122,19 @@ impl ApplyError {
 #[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 pub enum ObserveError {
     #[error("the Docker daemon at {host} cannot be reached ({cause})")]
-    #[diagnostic(help("start the Docker daemon or fix DOCKER_HOST"))]
+    #[diagnostic(help(
+        "start the Docker daemon, or fix DOCKER_HOST or the docker context (`docker context ls`)"
+    ))]
     Daemon { host: String, cause: String },
+    #[error("the docker context `{name}` (chosen by {by}) cannot be used: {cause}")]
+    #[diagnostic(help(
+        "`docker context ls` lists the contexts; `docker context use default` or DOCKER_HOST picks another"
+    ))]
+    Context {
+        name: String,
+        by: &'static str,
+        cause: String,
+    },
     #[error("the Docker daemon answered an error: {0}")]
     Api(String),
     #[error("cannot start an async runtime: {0}")]

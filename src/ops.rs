@@ -142,7 +142,7 @@ pub enum VerifyError {
     #[diagnostic(help("verify probes the container comfyprov runs; add a [container] table"))]
     NoContainer,
     #[error("cannot verify: {0}")]
-    #[diagnostic(help("start the Docker daemon or fix DOCKER_HOST"))]
+    #[diagnostic(help("start the Docker daemon, or fix DOCKER_HOST or the docker context"))]
     Daemon(crate::error::ObserveError),
     #[error("cannot verify: {reason}")]
     #[diagnostic(help(
@@ -240,7 +240,7 @@ pub enum DownError {
     #[error("the manifest has no [container]: comfyprov runs no container for it")]
     NoContainer,
     #[error("cannot reach the container: {0}")]
-    #[diagnostic(help("start the Docker daemon or fix DOCKER_HOST"))]
+    #[diagnostic(help("start the Docker daemon, or fix DOCKER_HOST or the docker context"))]
     Daemon(crate::error::ObserveError),
     #[error("container {name} is not comfyprov's (no `comfyprov.project` label): left as it is")]
     #[diagnostic(help("remove it with `docker rm -f {name}` if it is yours to remove"))]

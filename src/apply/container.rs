@@ -54,7 +54,7 @@ pub(super) async fn docker(timeout: Duration) -> Result<Docker, StepError> {
         .map(|d| d.with_timeout(timeout))
         .map_err(|why| {
             StepError::new(why.to_string())
-                .help("start the Docker daemon or fix DOCKER_HOST, then run apply again")
+                .help("start the Docker daemon, or fix DOCKER_HOST or the docker context, then run apply again")
         })
 }
 

@@ -336,7 +336,7 @@ fn summary(desired: &Desired, applied: &ops::Applied, container_managed: bool) -
     }
     if let Some(reason) = &applied.unobserved {
         out.push_str(&format!(
-            "error: the container cannot be observed: {reason}\n  help: start the Docker daemon or fix DOCKER_HOST, then run apply again\n"
+            "error: the container cannot be observed: {reason}\n  help: start the Docker daemon, or fix DOCKER_HOST or the docker context, then run apply again\n"
         ));
     }
     out

@@ -1,7 +1,8 @@
 //! The container, read from the Docker Engine API with bollard: whether it exists, its state,
 //! health, image, start time and the labels comfyprov puts on what it creates.
 //!
-//! The daemon is found like the docker CLI finds it (`DOCKER_HOST`, else the local socket) and
+//! The daemon is found like the docker CLI finds it (`DOCKER_HOST`, the docker context, else the
+//! local socket: see [`super::endpoint`]) and
 //! the API version is negotiated. When it cannot be reached, the state says why in one line:
 //! `plan` still shows the workspace.
 
@@ -22,15 +23,18 @@ pub use comfyprov_core::render::{LABEL_PROJECT, LABEL_SPEC};
 /// How long to wait for the daemon before calling it unreachable.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connect to the daemon and negotiate the API version.
+/// Connect to the daemon the docker CLI would use (see [`super::endpoint`]) and negotiate the
+/// API version.
 ///
 /// On a unix socket the daemon's version comes from `GET /_ping`'s `API-Version` header: bollard
 /// negotiates with `GET /version`, which makes the daemon ask containerd and runc for their
 /// versions and costs ~7 ms of its CPU on every run of `plan`.
 pub async fn connect() -> Result<Docker, ObserveError> {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_HOST.to_owned());
+    let endpoint = super::endpoint::resolve()?;
+    let host = endpoint.host.as_str();
+    tracing::debug!(target: "comfyprov::observe", docker = %endpoint, "connecting");
     if let Some(path) = host.strip_prefix("unix://") {
-        let server = ping_api_version(path).map_err(|e| unreachable(&host, &e.to_string()))?;
+        let server = ping_api_version(path).map_err(|e| unreachable(&e.to_string()))?;
         let default = bollard::API_DEFAULT_VERSION;
         let version = match server {
             Some(v)
@@ -41,17 +45,29 @@ pub async fn connect() -> Result<Docker, ObserveError> {
             }
             _ => *default,
         };
-        return Docker::connect_with_unix(&host, TIMEOUT.as_secs(), &version)
+        return Docker::connect_with_unix(host, TIMEOUT.as_secs(), &version)
             .map(|d| d.with_timeout(TIMEOUT))
             .map_err(|e| describe(&e));
     }
-    let docker = Docker::connect_with_defaults()
-        .map_err(|e| describe(&e))?
-        .with_timeout(TIMEOUT);
+    let docker = if let Some(rest) = host.strip_prefix("ssh://") {
+        let target = super::endpoint::SshTarget::parse(rest).map_err(|e| unreachable(&e))?;
+        Docker::connect_with_custom_transport(
+            super::endpoint::ssh_transport(target),
+            Some("http://docker"),
+            TIMEOUT.as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)
+    } else {
+        return Err(unreachable(
+            "comfyprov speaks unix://, tcp:// (without TLS) and ssh://",
+        ));
+    }
+    .map_err(|e| describe(&e))?
+    .with_timeout(TIMEOUT);
     docker.negotiate_version().await.map_err(|e| describe(&e))
 }
-
-const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// `GET /_ping` on a unix socket: the daemon's API version, if it says.
 fn ping_api_version(path: &str) -> std::io::Result<Option<bollard::ClientVersion>> {
@@ -78,17 +94,20 @@ fn ping_api_version(path: &str) -> std::io::Result<Option<bollard::ClientVersion
     Ok(version)
 }
 
-fn unreachable(host: &str, cause: &str) -> ObserveError {
+fn unreachable(cause: &str) -> ObserveError {
+    // Resolved again: cheap, and the same answer `connect` got.
+    let host = super::endpoint::resolve()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|_| super::endpoint::DEFAULT_HOST.to_owned());
     ObserveError::Daemon {
-        host: host.to_owned(),
+        host,
         cause: cause.to_owned(),
     }
 }
 
 /// Why the daemon could not be used.
 pub fn describe(e: &bollard::errors::Error) -> ObserveError {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_HOST.to_owned());
-    unreachable(&host, &innermost_cause(e))
+    unreachable(&innermost_cause(e))
 }
 
 /// The innermost cause of an error (`Connection refused`, `No such file`), which says the most;
@@ -292,12 +311,18 @@ async fn port_state(docker: &Docker, listen: &str, port: u16, ours: bool) -> Por
     if ours {
         return PortState::Free;
     }
-    let addr = (listen.parse::<std::net::IpAddr>(), port);
-    let Ok(ip) = addr.0 else {
+    let Ok(ip) = listen.parse::<std::net::IpAddr>() else {
         return PortState::Free;
     };
-    match std::net::TcpListener::bind((ip, port)) {
-        Ok(_) => PortState::Free,
+    // A remote daemon's ports are not this machine's: only its containers can be asked about.
+    let local = super::endpoint::resolve().is_ok_and(|e| e.is_local());
+    let bound = if local {
+        std::net::TcpListener::bind((ip, port)).map(drop)
+    } else {
+        Err(std::io::ErrorKind::AddrInUse.into())
+    };
+    match bound {
+        Ok(()) => PortState::Free,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             let filters =
                 std::collections::HashMap::from([("publish".to_owned(), vec![port.to_string()])]);
@@ -312,9 +337,14 @@ async fn port_state(docker: &Docker, listen: &str, port: u16, ours: bool) -> Por
                 .and_then(|cs| cs.into_iter().next())
                 .and_then(|c| c.names)
                 .and_then(|n| n.into_iter().next())
-                .map(|n| format!("container `{}`", n.trim_start_matches('/')))
-                .unwrap_or_else(|| "another process on this host".to_owned());
-            PortState::Taken { holder }
+                .map(|n| format!("container `{}`", n.trim_start_matches('/')));
+            match holder {
+                Some(holder) => PortState::Taken { holder },
+                None if !local => PortState::Free,
+                None => PortState::Taken {
+                    holder: "another process on this host".to_owned(),
+                },
+            }
         }
         // Permission (a low port for a non-root user) and the rest: the daemon decides.
         Err(_) => PortState::Free,

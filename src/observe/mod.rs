@@ -3,6 +3,7 @@
 //! Nothing here decides what to do about what it sees; that is `plan`'s job.
 
 pub mod container;
+pub mod endpoint;
 pub mod login;
 pub mod python;
 pub mod workspace;

@@ -1176,3 +1176,109 @@ fn workflow_checks_report_outputs_or_the_servers_own_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(both(&out).contains("Save (API)"), "{}", both(&out));
 }
+
+/// `docker context use`, `DOCKER_CONTEXT` and `ssh://` endpoints mean for comfyprov what they
+/// mean for `docker`. The ssh here is a stand-in on PATH that records its arguments and runs the
+/// real `docker system dial-stdio` against this machine's engine, as sshd would on the far side.
+#[test]
+fn the_docker_context_and_ssh_endpoints_are_honoured() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    let _foreign = TestContainer::create(&d.name, &d.image.tag, &[], &[]);
+    let foreign = format!("blocked: container {} is not comfyprov's", d.name);
+    let config = d.project.path("docker-config");
+    let context = |name: &str, host: &str| {
+        let hash = comfyprov_core::digest::sha256_hex(name.as_bytes());
+        let meta = config.join("contexts/meta").join(hash);
+        std::fs::create_dir_all(&meta).unwrap();
+        std::fs::write(
+            meta.join("meta.json"),
+            format!(
+                r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#
+            ),
+        )
+        .unwrap();
+    };
+    let dead = d.project.path("no-such-docker.sock");
+    context("dead", &format!("unix://{}", dead.display()));
+    context("here", "unix:///var/run/docker.sock");
+    context("box", "ssh://ops@gpu-box:2222");
+    std::fs::write(config.join("config.json"), r#"{"currentContext":"dead"}"#).unwrap();
+    let ssh_dir = d.project.path("bin");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    let log = d.project.path("ssh-args.log");
+    std::fs::write(
+        ssh_dir.join("ssh"),
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift; shift\nunset DOCKER_HOST DOCKER_CONTEXT DOCKER_CONFIG\nexec \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(ssh_dir.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", ssh_dir.display(), std::env::var("PATH").unwrap());
+    let plan = |env: &[(&str, &str)]| {
+        let mut c = d.project.command();
+        c.args(["plan"])
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", &config)
+            .env("PATH", &path);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        both(&out)
+    };
+
+    // The current context (`docker context use dead`) is the daemon asked, and the message says so.
+    let text = plan(&[]);
+    assert!(
+        text.contains(&format!(
+            "the Docker daemon at unix://{} (docker context `dead`, docker context use) cannot be reached",
+            dead.display()
+        )),
+        "{text}"
+    );
+    // DOCKER_CONTEXT overrides it; the engine there has the hand-made container.
+    let text = plan(&[("DOCKER_CONTEXT", "here")]);
+    assert!(text.contains(&foreign), "{text}");
+    // DOCKER_HOST overrides both, as for docker.
+    let text = plan(&[
+        ("DOCKER_CONTEXT", "dead"),
+        ("DOCKER_HOST", "unix:///var/run/docker.sock"),
+    ]);
+    assert!(text.contains(&foreign), "{text}");
+    // A context that does not exist is named, with what chose it.
+    let text = plan(&[("DOCKER_CONTEXT", "nope")]);
+    assert!(
+        text.contains("the docker context `nope` (chosen by DOCKER_CONTEXT) cannot be used"),
+        "{text}"
+    );
+    assert!(!log.exists(), "no ssh yet");
+
+    // An ssh:// context: ssh runs `docker system dial-stdio` on the far side, with the user and port.
+    let text = plan(&[("DOCKER_CONTEXT", "box")]);
+    assert!(text.contains(&foreign), "{text}");
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        args.lines().all(
+            |l| l.ends_with("-l ops -p 2222 -- gpu-box docker system dial-stdio")
+                && l.contains("BatchMode=yes")
+        ),
+        "{args}"
+    );
+    // An ssh that cannot get in: its own words, not a timeout.
+    std::fs::write(
+        ssh_dir.join("ssh"),
+        "#!/bin/sh\necho 'ops@gpu-box: Permission denied (publickey).' >&2\nexit 255\n",
+    )
+    .unwrap();
+    let text = plan(&[("DOCKER_HOST", "ssh://ops@gpu-box")]);
+    assert!(
+        text.contains("ssh gpu-box: ops@gpu-box: Permission denied (publickey)."),
+        "{text}"
+    );
+}
