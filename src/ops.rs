@@ -20,6 +20,7 @@ pub struct Loaded {
 }
 
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let _span = tracing::info_span!("load", manifest = %path.display()).entered();
     crate::manifest::load_with_digest(path).map(|(desired, sha256)| Loaded { desired, sha256 })
 }
 
@@ -32,7 +33,15 @@ pub struct Planned {
 /// Observe reality once and compare it with the manifest.
 pub fn plan(desired: &Desired, opts: &Options) -> Planned {
     let observed = crate::observe::observe(desired);
-    let plan = crate::plan::plan(desired, &observed, opts);
+    let plan = {
+        let _span = tracing::info_span!("plan").entered();
+        crate::plan::plan(desired, &observed, opts)
+    };
+    tracing::info!(
+        steps = plan.steps.len(),
+        changes = plan.has_changes(),
+        "planned"
+    );
     Planned { observed, plan }
 }
 

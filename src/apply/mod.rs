@@ -190,6 +190,7 @@ pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
             return;
         }
         reporter.on_step_start(id, step);
+        let _span = tracing::info_span!("step", step = %step.action.describe()).entered();
         let outcome = match execute(env, id, step) {
             Ok(o) => o,
             Err(cause) => Outcome::Failed {

@@ -166,7 +166,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
     let title = format!("{} ({manifest})", desired.project);
     emit(&display::render(&planned.plan, &title, ui.color_out))?;
     if !planned.plan.has_changes() {
-        bcrypt_detail(ui);
+        bcrypt_detail();
         drop(lock);
         return verify_after(ui, args, desired, plan_opts.workspace_only);
     }
@@ -196,7 +196,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &ApplyArgs) -> miette::Result<u8> {
     let applied = ops::apply(desired, &planned, &plan_opts, &opts, reporter.as_ref());
     drop(reporter);
     drop(lock);
-    bcrypt_detail(ui);
+    bcrypt_detail();
     let container_managed = desired.container.is_some() && !plan_opts.workspace_only;
     emit(&summary(desired, &applied, container_managed))?;
     if !applied.converged() {
@@ -249,11 +249,11 @@ fn verify_after(
 }
 
 /// With `-v`: how many bcrypt hashes or verifies this run cost (none when nothing changed).
-fn bcrypt_detail(ui: &Ui) {
-    ui.detail(&format!(
-        "bcrypt operations: {}",
-        crate::observe::login::bcrypt_runs()
-    ));
+fn bcrypt_detail() {
+    tracing::info!(
+        bcrypt_operations = crate::observe::login::bcrypt_runs(),
+        "bcrypt"
+    );
 }
 
 fn confirm(steps: usize) -> miette::Result<bool> {

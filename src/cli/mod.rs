@@ -194,13 +194,6 @@ impl Ui {
             eprintln!("{msg}");
         }
     }
-
-    /// A detail on stderr (only with `-v`).
-    pub fn detail(&self, msg: &str) {
-        if self.verbose {
-            eprintln!("{msg}");
-        }
-    }
 }
 
 /// Parse arguments, run the command, and return the process exit code.
@@ -215,6 +208,20 @@ pub fn main() -> u8 {
     };
     cli.manifest = cli.manifest_arg.clone().unwrap_or_else(find_manifest);
     let ui = Ui::new(&cli);
+    if ui.verbose {
+        // `-v`: spans (load, observe, workspace, login, python, container, plan, each step)
+        // print their times when they close; events say what was seen. Nothing is installed
+        // without `-v`, so the macros cost a branch.
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(ui.color_err)
+            .with_target(false)
+            .with_timer(tracing_subscriber::fmt::time::Uptime::default())
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_max_level(tracing::Level::DEBUG)
+            .compact()
+            .init();
+    }
     let color = ui.color_err;
     let wrap = std::io::stderr().is_terminal();
     let _ = miette::set_hook(Box::new(move |_| {

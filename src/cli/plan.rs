@@ -48,11 +48,11 @@ pub fn run(cli: &Cli, ui: &Ui, args: &PlanArgs) -> miette::Result<u8> {
             locked: args.locked,
         },
     );
-    ui.detail(&format!(
-        "manifest {:.1} ms, observe and plan {:.1} ms",
-        loaded.as_secs_f64() * 1e3,
-        (started.elapsed() - loaded).as_secs_f64() * 1e3,
-    ));
+    tracing::info!(
+        manifest_ms = loaded.as_secs_f64() * 1e3,
+        observe_and_plan_ms = (started.elapsed() - loaded).as_secs_f64() * 1e3,
+        "timings"
+    );
 
     let manifest = cli.manifest.display().to_string();
     let fingerprint = observed.fingerprint();

@@ -17,12 +17,20 @@ use crate::manifest::Desired;
 
 /// Observe everything the manifest talks about.
 pub fn observe(desired: &Desired) -> Observed {
+    let span = tracing::info_span!("observe");
+    let _entered = span.enter();
     // The daemon answers while the workspace is read.
     std::thread::scope(|s| {
         let container = desired.container.as_ref().map(|c| {
             let env: Vec<String> = c.env.keys().cloned().collect();
             let listen = c.listen.to_string();
-            s.spawn(move || container::observe(&desired.project, &env, &listen, c.port))
+            let span = tracing::info_span!(parent: &span, "container", name = %desired.project);
+            s.spawn(move || {
+                let _span = span.entered();
+                let seen = container::observe(&desired.project, &env, &listen, c.port);
+                tracing::debug!(container = %summary(&seen.0), port = ?seen.1, "seen");
+                seen
+            })
         });
         let mut observed = observe_workspace(desired);
         if let Some(handle) = container {
@@ -37,15 +45,46 @@ pub fn observe(desired: &Desired) -> Observed {
     })
 }
 
+/// One line for `-v` about the container.
+fn summary(state: &ContainerState) -> String {
+    match state {
+        ContainerState::Present(info) => format!(
+            "{} {:?} (image {}, started {})",
+            info.status,
+            info.health,
+            info.image,
+            info.started_at.as_deref().unwrap_or("never")
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
 /// Everything but the container (left `NotManaged`).
 fn observe_workspace(desired: &Desired) -> Observed {
     let ws = &desired.workspace.path;
     let comfy = ws.join("ComfyUI");
     let workspace_exists = ws.is_dir();
+    let span = tracing::info_span!("workspace", path = %ws.display()).entered();
     let comfyui = workspace::observe_comfyui(&comfy, desired.comfyui.as_ref());
+    // Origin URLs may carry credentials: masked like everywhere else.
+    let masked =
+        |d: &dyn std::fmt::Debug| comfyprov_core::manifest::mask_url_credentials(&format!("{d:?}"));
+    tracing::debug!(state = %masked(&comfyui), "ComfyUI/");
     let (custom_nodes, odd_names) =
         workspace::observe_custom_nodes(&comfy.join("custom_nodes"), &desired.nodes);
+    for node in &custom_nodes {
+        tracing::debug!(node = %masked(node), "custom_nodes/");
+    }
+    drop(span);
+    let span = tracing::info_span!("login").entered();
     let (secret, password) = login::observe(&desired.auth, ws);
+    // Their JSON form: the digests of PASSWORD's content are left out of it.
+    tracing::debug!(
+        secret = %serde_json::to_string(&secret).unwrap_or_default(),
+        password = %serde_json::to_string(&password).unwrap_or_default(),
+        "seen"
+    );
+    drop(span);
     let compose = desired
         .container
         .as_ref()
@@ -61,7 +100,34 @@ fn observe_workspace(desired: &Desired) -> Observed {
         compose,
         container: ContainerState::NotManaged,
         inputs_changed_ns,
-        python: python::observe(desired),
+        python: {
+            let _span = tracing::info_span!("python").entered();
+            let python = python::observe(desired);
+            if let Some(p) = python
+                .as_ref()
+                .filter(|_| tracing::enabled!(tracing::Level::DEBUG))
+            {
+                let lock = match &p.lock {
+                    comfyprov_core::observed::LockState::Present(l) => {
+                        format!("{} packages", l.packages.len())
+                    }
+                    other => format!("{other:?}"),
+                };
+                let env = match &p.env {
+                    comfyprov_core::observed::EnvState::Present {
+                        python,
+                        built_for,
+                        packages,
+                    } => format!(
+                        "Python {python:?}, built for {built_for:?}, {} packages",
+                        packages.len()
+                    ),
+                    other => format!("{other:?}"),
+                };
+                tracing::debug!(lock, env, "seen");
+            }
+            python
+        },
         port: PortState::Free,
     }
 }

@@ -95,7 +95,14 @@ impl Http {
                 body,
             })
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, work).await;
+        tracing::debug!(
+            status = ?answer.as_ref().ok().and_then(|r| r.as_ref().ok()).map(|r| r.status),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "{method} {url}"
+        );
+        match answer {
             Ok(r) => r.map_err(|e| format!("{method} {url}: {e}")),
             Err(_) => Err(format!(
                 "{method} {url}: no answer within {} s",

@@ -310,7 +310,7 @@ fn second_apply_changes_nothing() {
     let text = both(&out);
     assert!(text.contains("nothing to do"), "{text}");
     assert!(
-        text.contains("bcrypt operations: 0"),
+        text.contains("bcrypt bcrypt_operations=0"),
         "no bcrypt work:\n{text}"
     );
     assert_eq!(w.plan_code(), 0);
@@ -393,7 +393,7 @@ fn password_without_username_line_gets_it_and_keeps_the_hash() {
     assert_eq!(w.password_file(), format!("{hash}\nadmin"), "token kept");
     // One verify of the edited file; no new hash.
     assert!(
-        both(&out).contains("bcrypt operations: 1"),
+        both(&out).contains("bcrypt bcrypt_operations=1"),
         "{}",
         both(&out)
     );

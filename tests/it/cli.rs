@@ -949,3 +949,37 @@ services:
         "{text}"
     );
 }
+
+/// `-v` says what was observed and how long each part took, on stderr, through tracing; the
+/// plan on stdout is the same with or without it.
+#[test]
+fn verbose_shows_what_was_observed_and_how_long_each_part_took() {
+    let c = Converged::new();
+    let quiet = run(c.root(), &["plan"]);
+    assert!(!stderr(&quiet).contains("time.busy"), "{}", stderr(&quiet));
+    let out = run(c.root(), &["plan", "-v"]);
+    assert_eq!(stdout(&out), stdout(&quiet));
+    let err = stderr(&out);
+    for span in [
+        "load: close time.busy=",
+        "observe:workspace: close time.busy=",
+        "observe:login: close time.busy=",
+        "observe:container: close time.busy=",
+        "observe: close time.busy=",
+        "plan: close time.busy=",
+    ] {
+        assert!(err.contains(span), "no `{span}` in:\n{err}");
+    }
+    // What was seen: ComfyUI, each custom_nodes/ entry, the password's verdict, the container.
+    assert!(err.contains("ComfyUI/ state="), "{err}");
+    assert!(
+        err.contains("custom_nodes/ node=NodeDir { dir: \"ComfyUI-Login\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("password={\"file\":{\"state\":\"present\""),
+        "{err}"
+    );
+    assert!(err.contains("observe:container: seen container="), "{err}");
+    assert!(err.contains("timings manifest_ms="), "{err}");
+}
