@@ -55,10 +55,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_color: bool,
     /// Print less: only data and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", env = "COMFYPROV_QUIET", value_parser = clap::builder::BoolishValueParser::new())]
     pub quiet: bool,
-    /// Print more: timings and what was observed, on stderr.
-    #[arg(short, long, global = true)]
+    /// Print more: what was observed and how long each part took, on stderr.
+    #[arg(short, long, global = true, env = "COMFYPROV_VERBOSE", value_parser = clap::builder::BoolishValueParser::new())]
     pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,

@@ -982,4 +982,24 @@ fn verbose_shows_what_was_observed_and_how_long_each_part_took() {
     );
     assert!(err.contains("observe:container: seen container="), "{err}");
     assert!(err.contains("timings manifest_ms="), "{err}");
+
+    // As every global option, it has a COMFYPROV_ variable.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_comfyprov"))
+        .arg("plan")
+        .current_dir(c.root())
+        .env("COMFYPROV_VERBOSE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("observe: close time.busy="),
+        "{}",
+        stderr(&out)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_comfyprov"))
+        .arg("plan")
+        .current_dir(c.root())
+        .env("COMFYPROV_QUIET", "true")
+        .output()
+        .unwrap();
+    assert_eq!(stderr(&out), "", "quiet: data and errors only");
 }
