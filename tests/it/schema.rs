@@ -98,3 +98,25 @@ fn shipped_manifests_point_at_the_schema() {
         );
     }
 }
+
+/// TOML has no null, so the schema never offers one: an optional table given the wrong type is
+/// answered by editors (Taplo) with the type it wants, not "matches none of anyOf".
+#[test]
+fn optional_tables_are_their_type_not_an_any_of_with_null() {
+    let text = std::fs::read_to_string(root().join("schema/comfy.schema.json")).unwrap();
+    assert!(!text.contains("\"null\""), "a null in the schema");
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for table in ["container", "python", "comfyui"] {
+        let prop = &schema["properties"][table];
+        assert!(prop.get("anyOf").is_none(), "{table}: {prop}");
+        assert!(prop.get("$ref").is_some(), "{table}: {prop}");
+    }
+    // `container = 3` is refused by the schema alone, with the table's own type error.
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let doc = serde_json::json!({"project": {"name": "x"}, "container": 3});
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("is not of type \"object\"")),
+        "{errors:?}"
+    );
+}

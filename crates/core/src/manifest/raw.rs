@@ -354,5 +354,44 @@ pub enum UnmanagedNodes {
 /// The JSON Schema of `comfy.toml`, as committed in `schema/comfy.schema.json`.
 pub fn schema() -> serde_json::Value {
     let schema = schemars::schema_for!(Manifest);
-    schema.to_value()
+    let mut value = schema.to_value();
+    without_null(&mut value);
+    value
+}
+
+/// TOML has no null: an optional key is one that is absent. schemars writes `Option<T>` as
+/// `anyOf: [T, {type: null}]` (or `type: [T, "null"]`), which makes editors such as Taplo
+/// answer a wrong type with "does not match any of the allowed schemas" instead of naming the
+/// type it wants. Each is replaced by `T` alone.
+fn without_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let is_null = |s: &Value| s.get("type").and_then(Value::as_str) == Some("null");
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t.as_str() != Some("null"));
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".to_owned(), only);
+                }
+            }
+            let single = match map.get("anyOf") {
+                Some(Value::Array(any)) if any.len() == 2 && any.iter().any(is_null) => {
+                    any.iter().find(|s| !is_null(s)).cloned()
+                }
+                _ => None,
+            };
+            if let Some(Value::Object(inner)) = single {
+                map.remove("anyOf");
+                for (k, val) in inner {
+                    map.entry(k).or_insert(val);
+                }
+            }
+            for val in map.values_mut() {
+                without_null(val);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_null),
+        _ => {}
+    }
 }
