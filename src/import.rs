@@ -277,17 +277,31 @@ pub fn manifest(src: &Sources) -> (String, Vec<String>) {
         let _ = writeln!(t, "image = {}", q(&spec.image));
         let _ = writeln!(t, "listen = {}", q(&spec.listen));
         let _ = writeln!(t, "port = {}", spec.port);
-        if let Some(python) = spec.command.first() {
+        // What runs is the entrypoint followed by the command (`docker run --entrypoint
+        // venv/bin/python3 IMAGE main.py …` puts the interpreter in the entrypoint).
+        let argv: Vec<&String> = spec
+            .entrypoint
+            .iter()
+            .flatten()
+            .chain(spec.command.iter())
+            .collect();
+        if argv.get(1).is_some_and(|a| a.as_str() != "main.py") {
+            left_out.push(format!(
+                "the container's command `{}`: comfyprov runs `PYTHON main.py …`; check `python` and `args`",
+                argv.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" ")
+            ));
+        }
+        if let Some(python) = argv.first() {
             let rel = python
                 .strip_prefix(crate::render::CONTAINER_ROOT)
                 .map(|p| p.trim_start_matches('/').to_owned())
-                .unwrap_or_else(|| python.clone());
+                .unwrap_or_else(|| (*python).clone());
             let _ = writeln!(t, "python = {}", q(&rel));
             container_python = Some(rel);
         }
         // The command is `python main.py --listen X --port 8188 [--cpu] ARGS…`: the rest are args.
         let mut args = Vec::new();
-        let mut it = spec.command.iter().skip(2);
+        let mut it = argv.iter().skip(2);
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--listen" | "--port" => {

@@ -1282,3 +1282,101 @@ fn the_docker_context_and_ssh_endpoints_are_honoured() {
         "{text}"
     );
 }
+
+/// Round trip from a deployment made by hand: nodes cloned one by one and a container started
+/// with `docker run`. `import` writes a manifest whose plan touches no checkout and only adopts
+/// the container, saying what adopting it changes; with --force, apply adopts it and the plan
+/// is then empty.
+#[test]
+fn import_of_a_hand_made_deployment_only_adopts_the_container() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    std::fs::remove_file(d.root().join("comfy.toml")).unwrap();
+    let comfy = d.root().join("workspace/ComfyUI");
+    crate::support::clone_at(&d.node, &comfy.join("custom_nodes/Extra"), &d.node.v2);
+    let mount = format!("{}:/workspace/ComfyUI", comfy.display());
+    let publish = format!("127.0.0.1:{}:8188", d.port);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &d.name,
+        "--label",
+        crate::support::TEST_LABEL,
+        "-v",
+        &mount,
+        "-w",
+        "/workspace/ComfyUI",
+        "-p",
+        &publish,
+        "--entrypoint",
+        "venv/bin/python3",
+        &d.image.tag,
+        "main.py",
+        "--listen",
+        "0.0.0.0",
+        "--port",
+        "8188",
+        "--cpu",
+    ]);
+    let out = d.run(&[
+        "import",
+        "--workspace",
+        "workspace",
+        "--container",
+        &d.name,
+        "--out",
+        "comfy.toml",
+    ]);
+    assert!(out.status.success(), "{}", both(&out));
+    let manifest = std::fs::read_to_string(d.root().join("comfy.toml")).unwrap();
+    assert!(
+        manifest.contains("rev = \"v2\""),
+        "the tag HEAD is at:\n{manifest}"
+    );
+
+    let heads = || crate::support::git(&comfy.join("custom_nodes/Extra"), &["rev-parse", "HEAD"]);
+    let head = heads();
+    let out = d.run(&["plan", "--detailed-exitcode"]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    // The steps: the compose file comfyprov keeps beside the manifest, and the container.
+    let steps: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ["  + ", "  ~ ", "  - ", "  ! "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{steps:#?}\n{text}");
+    assert!(
+        steps[0].contains("+ render docker-compose-no-auth.yml"),
+        "{text}"
+    );
+    assert!(
+        steps[1].contains(&format!("blocked: container {} is not comfyprov's", d.name)),
+        "{text}"
+    );
+    assert!(
+        text.contains("adopting it changes nothing but comfyprov's labels")
+            || text.contains("adopting it also changes: "),
+        "says what adopting changes:\n{text}"
+    );
+    let out = d.run(&["plan", "--force"]);
+    assert!(
+        both(&out).contains(&format!(
+            "replace container {} (not created by comfyprov)",
+            d.name
+        )),
+        "{}",
+        both(&out)
+    );
+    let out = d.run(&["apply", "-y", "--force", "--no-verify"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(heads(), head, "the checkout was not touched");
+    let out = d.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}

@@ -116,7 +116,9 @@ fn optional_tables_are_their_type_not_an_any_of_with_null() {
     let doc = serde_json::json!({"project": {"name": "x"}, "container": 3});
     let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
     assert!(
-        errors.iter().any(|e| e.contains("is not of type \"object\"")),
+        errors
+            .iter()
+            .any(|e| e.contains("is not of type \"object\"")),
         "{errors:?}"
     );
 }

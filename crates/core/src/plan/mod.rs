@@ -229,6 +229,11 @@ fn plan_container(
                 started_at: info.started_at.clone(),
             });
             critical_note(plan, desired, observed, info);
+            let changes = if info.project_label.as_deref() == Some(name.as_str()) {
+                Vec::new()
+            } else {
+                adoption_changes(info, &container.spec)
+            };
             match lifecycle(info, container, &guard, observed, opts) {
                 Some(l) => l,
                 None => {
@@ -239,6 +244,7 @@ fn plan_container(
                         Reason::ForeignContainer {
                             name,
                             forced: false,
+                            changes,
                         },
                     );
                     return true;
@@ -294,6 +300,15 @@ fn plan_container(
     true
 }
 
+/// What recreating a container comfyprov did not make changes besides its labels (the fields
+/// of its real configuration that differ from the manifest's), when that could be read.
+fn adoption_changes(info: &ContainerInfo, spec: &crate::render::RunSpec) -> Vec<String> {
+    info.actual
+        .as_ref()
+        .map(|actual| spec.differences(actual))
+        .unwrap_or_default()
+}
+
 /// What an existing container needs; `None` when comfyprov did not create it and `--force` was
 /// not given (blocked).
 fn lifecycle(
@@ -306,13 +321,18 @@ fn lifecycle(
     let name = container.name.clone();
     if info.project_label.as_deref() != Some(name.as_str()) {
         return opts.force.then(|| {
+            let changes = adoption_changes(info, &container.spec);
             Lifecycle::Step(
                 Action::RecreateContainer {
                     container: Box::new(container),
                     cause: Recreate::NotOurs,
                     guard: guard.clone(),
                 },
-                Reason::ForeignContainer { name, forced: true },
+                Reason::ForeignContainer {
+                    name,
+                    forced: true,
+                    changes,
+                },
             )
         });
     }

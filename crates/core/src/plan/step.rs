@@ -649,6 +649,10 @@ pub enum Reason {
     ForeignContainer {
         name: String,
         forced: bool,
+        /// What recreating it from the manifest changes besides comfyprov's labels, when its
+        /// configuration could be read.
+        #[serde(default)]
+        changes: Vec<String>,
     },
     /// The container has no `comfyprov.spec` label.
     NoSpecLabel,
@@ -820,11 +824,20 @@ impl fmt::Display for Reason {
                 write!(f, "{path} cannot be read: {error}")
             }
             Reason::NoContainer { name } => write!(f, "no container is named {name}"),
-            Reason::ForeignContainer { name, forced } => {
+            Reason::ForeignContainer {
+                name,
+                forced,
+                changes,
+            } => {
                 write!(
                     f,
                     "a container named {name} exists, but comfyprov did not create it (no `comfyprov.project` label)"
                 )?;
+                if changes.is_empty() {
+                    f.write_str("; adopting it changes nothing but comfyprov's labels")?;
+                } else {
+                    write!(f, "; adopting it also changes: {}", changes.join(", "))?;
+                }
                 if *forced {
                     f.write_str("; --force removes it")?;
                 }
