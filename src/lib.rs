@@ -13,6 +13,7 @@ pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod fsutil;
+pub mod http;
 pub mod import;
 pub mod manifest;
 pub mod observe;

@@ -14,6 +14,7 @@ mod container;
 mod fetch;
 mod git;
 pub mod lock;
+mod models;
 mod password;
 mod python;
 
@@ -206,6 +207,7 @@ pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
     let mut groups: Vec<(&str, Vec<StepId>)> = Vec::new();
     let mut password = Vec::new();
     let mut python = Vec::new();
+    let mut models = Vec::new();
     let mut compose = Vec::new();
     let mut container = Vec::new();
     for (id, step) in plan.steps.iter().enumerate() {
@@ -218,6 +220,7 @@ pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
             },
             Phase::Password => password.push(id),
             Phase::Python => python.push(id),
+            Phase::Models => models.push(id),
             Phase::Compose => compose.push(id),
             Phase::Container => container.push(id),
         }
@@ -283,6 +286,19 @@ pub fn apply(env: &Env, plan: &Plan, opts: &Options) -> Report {
         }
     }
     let python_failed = python.iter().any(|&i| failed(i));
+    // Model files in parallel, at most 4 at a time (each download is one connection; more
+    // rarely helps and shares the disk).
+    let next = AtomicUsize::new(0);
+    let workers = opts.jobs.clamp(1, 4).min(models.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(&id) = models.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    run_one(id, why_not);
+                }
+            });
+        }
+    });
     for &id in &compose {
         run_one(id, None);
     }
@@ -385,6 +401,33 @@ fn execute(env: &Env, id: StepId, step: &Step) -> Exec {
         Action::RemoveLegacyPassword => password::remove_legacy(env),
         Action::FixPasswordMode { .. } => password::fix_mode(env),
         Action::RenderCompose { file, content, .. } => compose::write(file, content),
+        Action::PlaceModel {
+            model,
+            target,
+            sha256,
+            size,
+            cache,
+            lock_file,
+            ..
+        } => models::place(
+            env,
+            id,
+            &models::Place {
+                model,
+                target,
+                sha256: sha256.as_deref(),
+                size: *size,
+                cache,
+                lock_file,
+            },
+        ),
+        Action::RecordModel {
+            path,
+            url,
+            sha256,
+            size,
+            lock_file,
+        } => models::record_found(path, url, sha256, *size, lock_file),
         Action::Refuse { .. } => Ok(Outcome::Left {
             why: crate::plan::display::joined(&step.reasons),
         }),

@@ -152,9 +152,17 @@ fn git_change(before: &[LockedGit], now: &[LockedGit]) -> String {
 
 /// Write the lock unless the file already holds these bytes; whether it wrote.
 fn write_lock(spec: &PythonSpec, lock: &Lock) -> Result<bool, StepError> {
-    let text = lock.render();
     let path = &spec.lock_file.path;
-    if crate::fsutil::read_regular_nofollow(path).is_ok_and(|b| b == text.as_bytes()) {
+    let old = crate::fsutil::read_regular_nofollow(path).ok();
+    // The model entries after the resolution are kept as they are.
+    let models = old
+        .as_deref()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .map(comfyprov_core::lock::parse_models)
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let text = comfyprov_core::lock::join_models(&lock.render(), &models);
+    if old.is_some_and(|b| b == text.as_bytes()) {
         return Ok(false);
     }
     crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)

@@ -31,17 +31,37 @@ pub fn line(step: &Step, outcome: &Outcome, took: Option<Duration>) -> String {
     }
 }
 
-/// Plain lines, one per finished step.
+/// Plain lines, one per finished step, and for downloads one every 10 % (or 1 GB).
 pub struct Lines {
     started: Mutex<HashMap<StepId, Instant>>,
+    shown: Mutex<HashMap<StepId, u64>>,
 }
 
 impl Lines {
     pub fn new() -> Self {
         Lines {
             started: Mutex::new(HashMap::new()),
+            shown: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// `1.20 GB of 20.43 GB (5 %), 110.3 MB/s, 3 min left`.
+fn download_text(done: u64, total: Option<u64>, rate: u64) -> String {
+    let mut s = format!("{}", HumanBytes(done));
+    if let Some(t) = total.filter(|&t| t > 0) {
+        s.push_str(&format!(" of {} ({} %)", HumanBytes(t), done * 100 / t));
+    }
+    s.push_str(&format!(", {}/s", HumanBytes(rate)));
+    if let Some(t) = total.filter(|&t| t > done && rate > 0) {
+        let secs = (t - done) / rate;
+        s.push_str(&if secs >= 120 {
+            format!(", {} min left", secs / 60)
+        } else {
+            format!(", {secs} s left")
+        });
+    }
+    s
 }
 
 impl Reporter for Lines {
@@ -51,7 +71,20 @@ impl Reporter for Lines {
         }
     }
 
-    fn on_progress(&self, _: StepId, _: Progress) {}
+    fn on_progress(&self, id: StepId, progress: Progress) {
+        let Progress::Download { done, total, rate } = progress else {
+            return;
+        };
+        let step = total.map_or(1 << 30, |t| (t / 10).max(1));
+        let Ok(mut shown) = self.shown.lock() else {
+            return;
+        };
+        let last = shown.entry(id).or_insert(0);
+        if done / step > *last / step || (*last == 0 && done > 0) {
+            *last = done;
+            eprintln!("         downloading: {}", download_text(done, total, rate));
+        }
+    }
 
     fn on_step_finish(&self, id: StepId, step: &Step, outcome: &Outcome) {
         let took = self
@@ -127,6 +160,9 @@ impl Reporter for Bars {
                 HumanBytes(bytes_done),
                 HumanBytes(bytes_total)
             )),
+            Progress::Download { done, total, rate } => {
+                bar.set_message(download_text(done, total, rate));
+            }
         }
     }
 

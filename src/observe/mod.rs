@@ -5,6 +5,7 @@
 pub mod container;
 pub mod endpoint;
 pub mod login;
+pub mod models;
 pub mod python;
 pub mod workspace;
 
@@ -129,6 +130,10 @@ fn observe_workspace(desired: &Desired) -> Observed {
             python
         },
         port: PortState::Free,
+        models: {
+            let _span = tracing::info_span!("models").entered();
+            models::observe(desired)
+        },
     }
 }
 

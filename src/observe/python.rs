@@ -59,15 +59,25 @@ pub fn input_files(comfy: &Path, paths: &[String]) -> Vec<SourceFile> {
 /// (see [`Lock::parse_against`]).
 pub fn lock_state(path: &Path, now: Option<&Inputs>) -> LockState {
     match crate::fsutil::read_regular_nofollow(path) {
-        Ok(bytes) => match std::str::from_utf8(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|text| match now {
-                Some(now) => Lock::parse_against(text, now),
-                None => Lock::parse(text),
-            }) {
-            Ok(lock) => LockState::Present(Box::new(lock)),
-            Err(error) => LockState::Unreadable { error },
-        },
+        Ok(bytes) => {
+            // The model entries that follow the resolution are not the Python lock's; a lock
+            // with only model entries has no resolution yet.
+            let text = std::str::from_utf8(&bytes).map(|t| comfyprov_core::lock::split_models(t).0);
+            match text {
+                Ok(t) if !t.contains("resolved_from") => LockState::Missing,
+                Ok(t) => match now {
+                    Some(now) => Lock::parse_against(t, now),
+                    None => Lock::parse(t),
+                }
+                .map_or_else(
+                    |error| LockState::Unreadable { error },
+                    |lock| LockState::Present(Box::new(lock)),
+                ),
+                Err(e) => LockState::Unreadable {
+                    error: e.to_string(),
+                },
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockState::Missing,
         Err(e) => LockState::Unreadable {
             error: e.to_string(),

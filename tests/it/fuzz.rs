@@ -84,6 +84,8 @@ const SNIPPETS: &[&str] = &[
     "[container]\nport = 0\n",
     "mounts = [\"a:b:c:d\"]",
     "https://u:p@h/x",
+    "\n[[models]]\nurl = \"https://h/m.safetensors\"\npath = \"vae/m.safetensors\"\nsize = 9\n",
+    "path = \"../x\"",
 ];
 
 fn mutate(rng: &mut Rng, text: &str) -> String {
@@ -308,6 +310,7 @@ fn observed(rng: &mut Rng, d: &Desired) -> Observed {
         container,
         inputs_changed_ns: rng.chance(3).then(|| rng.below(300) as i128),
         python,
+        models: (!d.models.is_empty()).then(|| models_observed(rng, d)),
         port: if rng.chance(5) {
             PortState::Taken {
                 holder: "another process on this host".to_owned(),
@@ -315,6 +318,76 @@ fn observed(rng: &mut Rng, d: &Desired) -> Observed {
         } else {
             PortState::Free
         },
+    }
+}
+
+/// Model files in every condition: missing, of the right or a wrong hash or size, linked, not a
+/// file, unreadable; cached or not; the lock with or without entries (for the same or another
+/// URL) or unreadable; enough or too little space, on one filesystem or two.
+fn models_observed(rng: &mut Rng, d: &Desired) -> comfyprov::observed::ModelsObserved {
+    use comfyprov::lock::LockedModel;
+    use comfyprov::observed::{ModelFile, ModelObserved, ModelsObserved};
+    let hash = |rng: &mut Rng| format!("{:064x}", rng.below(4));
+    let mut lock = Vec::new();
+    let files = d
+        .models
+        .iter()
+        .map(|m| {
+            if rng.chance(2) {
+                lock.push(LockedModel {
+                    path: m.path.clone(),
+                    url: if rng.chance(4) {
+                        "https://other/x".to_owned()
+                    } else {
+                        m.url.clone()
+                    },
+                    sha256: hash(rng),
+                    size: 1 + rng.below(3) as u64,
+                });
+            }
+            let file = match rng.below(7) {
+                0 => ModelFile::Missing,
+                1 => ModelFile::Linked {
+                    why: "it is a symbolic link".to_owned(),
+                },
+                2 => ModelFile::NotAFile,
+                3 => ModelFile::Unreadable {
+                    error: "denied".to_owned(),
+                },
+                4 => ModelFile::Present {
+                    size: 1 + rng.below(3) as u64,
+                    sha256: None,
+                },
+                _ => ModelFile::Present {
+                    size: 1 + rng.below(3) as u64,
+                    sha256: Some(
+                        m.sha256
+                            .clone()
+                            .filter(|_| rng.chance(2))
+                            .unwrap_or_else(|| hash(rng)),
+                    ),
+                },
+            };
+            ModelObserved {
+                path: m.path.clone(),
+                file,
+                cached: rng.chance(2),
+            }
+        })
+        .collect();
+    ModelsObserved {
+        files,
+        lock: if rng.chance(8) {
+            Err("bad".to_owned())
+        } else {
+            Ok(lock)
+        },
+        free: (!rng.chance(6)).then(|| rng.below(1 << 40) as u64),
+        free_at: "/w".to_owned(),
+        cache_free: rng
+            .chance(3)
+            .then(|| (rng.below(1 << 40) as u64, "/c".to_owned())),
+        cache: "/c".to_owned(),
     }
 }
 

@@ -161,6 +161,7 @@ fn converged(d: &Desired) -> Observed {
         },
         inputs_changed_ns: None,
         python: None,
+        models: None,
     }
 }
 
@@ -256,6 +257,7 @@ scenario!(fresh_machine_plans_everything, {
         },
         inputs_changed_ns: None,
         python: None,
+        models: None,
     };
     run(&d, &o)
 });

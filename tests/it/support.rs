@@ -642,6 +642,7 @@ impl comfyprov::report::Reporter for Recorder {
                 self.pulls.lock().unwrap().push(p);
                 "pull"
             }
+            comfyprov::report::Progress::Download { .. } => "download",
         };
         self.events.lock().unwrap().push((id, kind.into()));
     }

@@ -668,3 +668,95 @@ mod tests {
         );
     }
 }
+
+/// A model file's entry in `comfy.lock`: the SHA-256 and size it was first downloaded with
+/// (or recorded from the file found there), for the URL it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedModel {
+    pub path: String,
+    pub url: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Where the model entries start in `comfy.lock`: after the Python resolution, which its own
+/// readers take up to here.
+const MODELS_HEADER: &str =
+    "# Model files: the SHA-256 each was first downloaded with, enforced from then on.\n";
+
+/// Split a lock file into its Python part and its model entries.
+pub fn split_models(text: &str) -> (&str, &str) {
+    let at = text.find(MODELS_HEADER).or_else(|| {
+        text.find("[[model]]\n")
+            .filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')
+    });
+    match at {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text, ""),
+    }
+}
+
+/// The model entries of a lock file's text.
+pub fn parse_models(text: &str) -> Result<Vec<LockedModel>, String> {
+    let (_, part) = split_models(text);
+    if part.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(Deserialize)]
+    struct Part {
+        #[serde(default)]
+        model: Vec<LockedModel>,
+    }
+    toml::from_str::<Part>(part)
+        .map(|p| p.model)
+        .map_err(|e| format!("its model entries: {}", e.message()))
+}
+
+/// A lock file with `python` (a rendered [`Lock`], or nothing) and these model entries, sorted
+/// by path so the bytes depend only on the content.
+pub fn join_models(python: &str, models: &[LockedModel]) -> String {
+    let mut models = models.to_vec();
+    models.sort_by(|a, b| a.path.cmp(&b.path));
+    models.dedup_by(|a, b| a.path == b.path);
+    let mut out = if python.trim().is_empty() {
+        "# comfy.lock: written by comfyprov. Commit it beside comfy.toml; do not edit it by hand.\n"
+            .to_owned()
+    } else {
+        python.trim_end().to_owned() + "\n"
+    };
+    if models.is_empty() {
+        return out;
+    }
+    out.push('\n');
+    out.push_str(MODELS_HEADER);
+    #[derive(Serialize)]
+    struct Part<'a> {
+        model: &'a [LockedModel],
+    }
+    out.push_str(&toml::to_string(&Part { model: &models }).unwrap_or_default());
+    out
+}
+
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+
+    #[test]
+    fn model_entries_round_trip_beside_the_python_part() {
+        let m = LockedModel {
+            path: "vae/x.safetensors".to_owned(),
+            url: "https://example.invalid/x".to_owned(),
+            sha256: "ab".repeat(32),
+            size: 42,
+        };
+        let python = "# comfy.lock\nversion = 1\n\n[[package]]\nname = \"a\"\nversion = \"1\"\n";
+        let text = join_models(python, std::slice::from_ref(&m));
+        let (py, _) = split_models(&text);
+        assert_eq!(py.trim_end(), python.trim_end());
+        assert_eq!(parse_models(&text).unwrap(), vec![m.clone()]);
+        // Only models: still one lock.
+        let text = join_models("", std::slice::from_ref(&m));
+        assert_eq!(parse_models(&text).unwrap(), vec![m]);
+        assert_eq!(parse_models(python).unwrap(), vec![]);
+    }
+}

@@ -39,6 +39,8 @@ pub struct Observed {
     /// Whether the host port the manifest publishes on can be taken, when the manifest has a
     /// container and ours does not hold it already.
     pub port: PortState,
+    /// The model files, when the manifest declares any.
+    pub models: Option<ModelsObserved>,
 }
 
 /// The manifest's host port (on its listen address).
@@ -327,6 +329,53 @@ pub enum EnvState {
         /// Installed distributions: normalised name → version.
         packages: BTreeMap<String, String>,
     },
+    Unreadable {
+        error: String,
+    },
+}
+
+/// The declared model files, the lock's entries for them, the cache and the free space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelsObserved {
+    /// One per `[[models]]` entry, in manifest order.
+    pub files: Vec<ModelObserved>,
+    /// The model entries of `comfy.lock` (none when it has none or does not exist).
+    pub lock: Result<Vec<crate::lock::LockedModel>, String>,
+    /// Free bytes (for this user) on the filesystem that holds `ComfyUI/models/` (or the
+    /// nearest folder above it that exists), and that folder.
+    pub free: Option<u64>,
+    pub free_at: String,
+    /// The same for the download cache, when it is on another filesystem.
+    pub cache_free: Option<(u64, String)>,
+    /// The cache's folder.
+    pub cache: String,
+}
+
+/// One declared model file as found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelObserved {
+    pub path: String,
+    pub file: ModelFile,
+    /// The cache holds a verified file with the hash the model must have.
+    pub cached: bool,
+}
+
+/// The file at a model's path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ModelFile {
+    Missing,
+    /// A regular file; `sha256` when it was hashed (not when its size already differs).
+    Present {
+        size: u64,
+        sha256: Option<String>,
+    },
+    /// A link at the path or on a folder on its way: never written through.
+    Linked {
+        why: String,
+    },
+    /// Something that is not a regular file (a folder).
+    NotAFile,
     Unreadable {
         error: String,
     },

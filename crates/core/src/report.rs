@@ -25,6 +25,13 @@ pub enum Progress {
         bytes_done: u64,
         bytes_total: u64,
     },
+    /// A model download: bytes on disk (a resumed one starts above 0), of `total` when the
+    /// server said; bytes per second over the last interval.
+    Download {
+        done: u64,
+        total: Option<u64>,
+        rate: u64,
+    },
 }
 
 /// How a step ended.

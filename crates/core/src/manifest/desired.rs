@@ -37,6 +37,40 @@ pub struct Desired {
     pub policy: PolicySpec,
     /// Workflow checks, names unique.
     pub checks: Vec<CheckSpec>,
+    /// Model files, paths unique.
+    pub models: Vec<ModelSpec>,
+    /// `comfy.lock`, beside the manifest: the Python resolution and the model hashes.
+    pub lock_file: ManifestPath,
+}
+
+/// A model file under `ComfyUI/models/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// The URL, without credentials.
+    pub url: String,
+    /// Relative to `ComfyUI/models/`, `/`-separated, every part a plain name.
+    pub path: String,
+    /// Lowercase hex, when the manifest gives it.
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+    /// Where the bearer token comes from (never the token).
+    pub token: Option<TokenSource>,
+}
+
+impl ModelSpec {
+    /// The model folder ComfyUI lists it in (`diffusion_models`), and its name there
+    /// (`sub/x.safetensors` for a file in a subfolder).
+    pub fn folder_and_name(&self) -> (&str, &str) {
+        self.path.split_once('/').unwrap_or(("", &self.path))
+    }
+}
+
+/// Where a download's bearer token comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", content = "name", rename_all = "snake_case")]
+pub enum TokenSource {
+    Env(String),
+    File(ManifestPath),
 }
 
 /// A workflow check.

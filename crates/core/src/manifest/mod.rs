@@ -4,6 +4,7 @@
 pub mod check;
 pub mod desired;
 pub mod diag;
+pub mod models;
 mod python;
 pub mod raw;
 pub mod template;

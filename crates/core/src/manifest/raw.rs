@@ -43,6 +43,34 @@ pub struct Manifest {
     /// `on_apply = true` after it converges.
     #[serde(default)]
     pub checks: Vec<WorkflowCheck>,
+    /// Model files under `ComfyUI/models/`, downloaded once, checked by SHA-256, shared between
+    /// workspaces through a content-addressed cache.
+    #[serde(default)]
+    pub models: Vec<Model>,
+}
+
+/// A model file ComfyUI loads (a checkpoint, diffusion model, text encoder, VAE, LoRA…).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// Where to download it: `https://…`, `http://…` or `file:///absolute/path`. No credentials
+    /// in the URL: gated downloads take `token_env` or `token_file`.
+    pub url: String,
+    /// Where ComfyUI finds it, under `ComfyUI/models/`: a model folder and a file name, e.g.
+    /// `diffusion_models/qwen_image_fp8_e4m3fn.safetensors`.
+    pub path: String,
+    /// Its SHA-256 (64 hex digits). Optional: without it the first download's hash is recorded
+    /// in `comfy.lock` and enforced from then on (`--locked` requires one or the other).
+    pub sha256: Option<String>,
+    /// Its size in bytes, so that `plan` can check free space before the lock knows it.
+    #[schemars(range(min = 1))]
+    pub size: Option<u64>,
+    /// An environment variable holding a bearer token for this download (e.g. `HF_TOKEN` for a
+    /// gated Hugging Face repository). Sent only to the URL's host, never after a redirect to
+    /// another; never printed.
+    pub token_env: Option<String>,
+    /// A file (relative to this manifest) whose first line is that token.
+    pub token_file: Option<String>,
 }
 
 /// A workflow check: an API-format workflow (exported with "Save (API)") submitted with the

@@ -311,6 +311,8 @@ pub fn validate(
         });
     }
 
+    let models = super::models::models(&mut cx, &value);
+
     let policy = policy.map(|pol| PolicySpec {
         unmanaged_nodes: pol.unmanaged_nodes,
         allow_public_without_auth: pol.allow_public_without_auth,
@@ -347,6 +349,7 @@ pub fn validate(
         );
     }
 
+    let lock_file = cx.path("comfy.lock");
     let mut problems = cx.problems;
     if problems.is_empty()
         && let (Some(project), Some(workspace), Some(gpu), Some(auth), Some(policy)) =
@@ -374,6 +377,8 @@ pub fn validate(
             nodes,
             policy,
             checks,
+            models,
+            lock_file,
         });
     }
     problems.sort_by_key(|p| (p.span.start, p.span.end));

@@ -11,7 +11,8 @@ pub mod step;
 use serde::Serialize;
 
 pub use step::{
-    Action, Blocker, Guard, Kind, Note, Obstacle, Phase, Reason, Recreate, Step, Target, short,
+    Action, Blocker, Guard, Kind, ModelProblem, Note, Obstacle, Phase, Reason, Recreate, Step,
+    Target, bytes, short,
 };
 
 use crate::digest::sha256_hex;
@@ -107,6 +108,8 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Plan {
     }
 
     plan_python(&mut plan, desired, observed, opts);
+
+    plan_models(&mut plan, desired, observed, opts);
 
     let container = Container::new(desired);
     if let (Some(c), Some(container), Some(file)) =
@@ -1014,5 +1017,201 @@ fn fix_username_and_mode(plan: &mut Plan, login: &LoginSpec, username: Option<&s
             },
         ),
         None => plan.push(write(), Reason::NoUsername),
+    }
+}
+
+/// Model files: each present with the hash it must have, or placed (from the cache, or
+/// downloaded into it); the downloads checked against the free space where they land.
+fn plan_models(plan: &mut Plan, desired: &Desired, observed: &Observed, opts: &Options) {
+    use crate::observed::ModelFile;
+
+    let Some(seen) = &observed.models else {
+        return;
+    };
+    let lock_file = desired.lock_file.shown.clone();
+    let locked = match &seen.lock {
+        Ok(l) => l,
+        Err(error) => {
+            plan.push(
+                Action::Blocked {
+                    blocker: Blocker::Model {
+                        path: lock_file.clone(),
+                        problem: ModelProblem::LockUnreadable {
+                            error: error.clone(),
+                        },
+                    },
+                },
+                Reason::ModelInTheWay {
+                    path: lock_file.clone(),
+                },
+            );
+            return;
+        }
+    };
+    let blocked = |plan: &mut Plan, path: &str, problem: ModelProblem, reason: Reason| {
+        plan.push(
+            Action::Blocked {
+                blocker: Blocker::Model {
+                    path: path.to_owned(),
+                    problem,
+                },
+            },
+            reason,
+        );
+    };
+    // Downloads, for the free-space check: (step index, bytes if known).
+    let mut downloads: Vec<(usize, Option<u64>)> = Vec::new();
+    let mut from_cache_bytes = 0u64;
+    for (spec, file) in desired.models.iter().zip(&seen.files) {
+        let path = spec.path.as_str();
+        let entry = locked.iter().find(|l| l.path == spec.path);
+        let same_url = entry.filter(|l| l.url == spec.url);
+        let expected = spec
+            .sha256
+            .clone()
+            .or_else(|| same_url.map(|l| l.sha256.clone()));
+        let size = spec.size.or_else(|| same_url.map(|l| l.size));
+        let mut place = |plan: &mut Plan, replace: bool, reason: Reason| {
+            if expected.is_none() && opts.locked {
+                blocked(plan, path, ModelProblem::Unpinned, reason);
+                return;
+            }
+            if file.cached {
+                from_cache_bytes += size.unwrap_or(0);
+            } else {
+                downloads.push((plan.steps.len(), size));
+            }
+            plan.push(
+                Action::PlaceModel {
+                    model: Box::new(spec.clone()),
+                    target: format!("{}/ComfyUI/models/{path}", desired.workspace.path.display()),
+                    sha256: expected.clone(),
+                    size,
+                    from_cache: file.cached,
+                    cache: seen.cache.clone(),
+                    lock_file: lock_file.clone(),
+                    replace,
+                },
+                reason,
+            );
+        };
+        let path_owned = path.to_owned();
+        match &file.file {
+            ModelFile::Missing => place(plan, false, Reason::ModelMissing { path: path_owned }),
+            ModelFile::Present {
+                size: found,
+                sha256,
+            } => match (sha256, &expected) {
+                (Some(h), Some(e)) if h == e => {}
+                (Some(h), Some(e)) => place(
+                    plan,
+                    true,
+                    Reason::ModelHashDiffers {
+                        path: path_owned,
+                        found: h.clone(),
+                        expected: e.clone(),
+                    },
+                ),
+                (Some(_), None) if entry.is_some() => {
+                    place(plan, true, Reason::ModelUrlChanged { path: path_owned })
+                }
+                (Some(h), None) => {
+                    if opts.locked {
+                        blocked(
+                            plan,
+                            path,
+                            ModelProblem::Unpinned,
+                            Reason::ModelUnrecorded { path: path_owned },
+                        );
+                    } else {
+                        plan.push(
+                            Action::RecordModel {
+                                path: path_owned.clone(),
+                                url: spec.url.clone(),
+                                sha256: h.clone(),
+                                size: *found,
+                                lock_file: lock_file.clone(),
+                            },
+                            Reason::ModelUnrecorded { path: path_owned },
+                        );
+                    }
+                }
+                // Not hashed: its size already differs from the one it must have.
+                (None, _) => place(
+                    plan,
+                    true,
+                    Reason::ModelSizeDiffers {
+                        path: path_owned,
+                        size: *found,
+                        expected: size.unwrap_or(0),
+                    },
+                ),
+            },
+            ModelFile::Linked { why } => blocked(
+                plan,
+                path,
+                ModelProblem::Linked { why: why.clone() },
+                Reason::ModelInTheWay { path: path_owned },
+            ),
+            ModelFile::NotAFile => blocked(
+                plan,
+                path,
+                ModelProblem::NotAFile,
+                Reason::ModelInTheWay { path: path_owned },
+            ),
+            ModelFile::Unreadable { error } => blocked(
+                plan,
+                path,
+                ModelProblem::Unreadable {
+                    error: error.clone(),
+                },
+                Reason::ModelInTheWay { path: path_owned },
+            ),
+        }
+    }
+    if downloads.is_empty() {
+        return;
+    }
+    let need: u64 = downloads.iter().filter_map(|(_, n)| *n).sum();
+    let unknown = downloads.iter().filter(|(_, n)| n.is_none()).count();
+    // Downloads land in the cache, then are linked into models/ (same filesystem) or copied
+    // (another one): each filesystem must hold what lands on it.
+    let (need_models, cache_check) = match &seen.cache_free {
+        Some((free, at)) => (need + from_cache_bytes, Some((need, *free, at.clone()))),
+        None => (need, None),
+    };
+    let short = [
+        seen.free
+            .filter(|&free| need_models > free)
+            .map(|free| (need_models, free, seen.free_at.clone())),
+        cache_check.filter(|(n, free, _)| n > free),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    if let Some(free) = seen.free {
+        plan.notes.push(Note::ModelSpace {
+            need: need_models,
+            free,
+            at: seen.free_at.clone(),
+            unknown,
+        });
+    }
+    if let Some((need, free, at)) = short {
+        for (i, _) in downloads {
+            let step = &mut plan.steps[i];
+            if let Action::PlaceModel { model, .. } = &step.action {
+                step.action = Action::Blocked {
+                    blocker: Blocker::Model {
+                        path: model.path.clone(),
+                        problem: ModelProblem::NoSpace {
+                            need,
+                            free,
+                            at: at.clone(),
+                        },
+                    },
+                };
+            }
+        }
     }
 }

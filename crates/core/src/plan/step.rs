@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::lock::{Package, PackageChange};
-use crate::manifest::{LoginSpec, ManifestPath, PythonSpec, Rev, SecretSource};
+use crate::manifest::{LoginSpec, ManifestPath, ModelSpec, PythonSpec, Rev, SecretSource};
 use crate::render::Container;
 
 /// What a git step acts on.
@@ -164,6 +164,77 @@ pub enum Action {
         /// What changes in the environment, as observed (empty when `packages` is `None`).
         changes: Vec<PackageChange>,
     },
+    /// Put a model file in place: from the cache (a hard link, or a copy across filesystems),
+    /// or downloaded into the cache first (resumed after an interruption, hashed while it
+    /// streams, kept only when it matches).
+    PlaceModel {
+        model: Box<ModelSpec>,
+        /// `ComfyUI/models/<path>` on this machine.
+        target: String,
+        /// The hash it must have (the manifest's or the lock's); `None` on a first download,
+        /// whose hash is then recorded in the lock.
+        sha256: Option<String>,
+        /// Its size when known (manifest or lock).
+        size: Option<u64>,
+        /// The cache already holds it: nothing is downloaded.
+        from_cache: bool,
+        /// The cache folder.
+        cache: String,
+        /// `comfy.lock`, where a first download's hash is recorded.
+        lock_file: String,
+        /// A wrong file is at the path and is replaced.
+        replace: bool,
+    },
+    /// Record the hash of a model file found in place (not downloaded by comfyprov) in
+    /// `comfy.lock`, which enforces it from then on.
+    RecordModel {
+        path: String,
+        url: String,
+        sha256: String,
+        size: u64,
+        lock_file: String,
+    },
+}
+
+/// Why a model file cannot be put in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum ModelProblem {
+    /// Writing it would go through a symbolic link.
+    Linked {
+        why: String,
+    },
+    /// Something that is not a file is at its path.
+    NotAFile,
+    Unreadable {
+        error: String,
+    },
+    /// `--locked`, and neither the manifest nor the lock has its hash.
+    Unpinned,
+    /// The downloads do not fit.
+    NoSpace {
+        need: u64,
+        free: u64,
+        at: String,
+    },
+    /// `comfy.lock`'s model entries cannot be read.
+    LockUnreadable {
+        error: String,
+    },
+}
+
+/// Bytes for people: `335.0 MB`, `20.43 GB` (powers of 1000, as download pages show them).
+pub fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} kB", n / 1e3)
+    } else {
+        format!("{n} B")
+    }
 }
 
 /// Why a container is recreated.
@@ -196,6 +267,8 @@ pub enum Phase<'a> {
     Password,
     /// The lock, then the environment: after every checkout (they change what is resolved).
     Python,
+    /// Model files, in parallel: before the server starts, so it lists them.
+    Models,
     Compose,
     Container,
 }
@@ -259,6 +332,8 @@ impl Action {
             | Action::WritePassword { exists: false, .. }
             | Action::RenderCompose { exists: false, .. }
             | Action::CreateContainer { .. }
+            | Action::PlaceModel { replace: false, .. }
+            | Action::RecordModel { .. }
             | Action::LockPython { .. } => Kind::Create,
             Action::Checkout { .. }
             | Action::Replace { .. }
@@ -269,6 +344,7 @@ impl Action {
             | Action::StartContainer { .. }
             | Action::RecreateContainer { .. }
             | Action::RestartContainer { .. }
+            | Action::PlaceModel { .. }
             | Action::SyncPython { .. } => Kind::Change,
             Action::Disable { .. } | Action::RemoveLegacyPassword => Kind::Remove,
             Action::Refuse { .. } | Action::Blocked { .. } => Kind::Refuse,
@@ -383,6 +459,24 @@ impl Action {
                     }
                 }
             }
+            Action::PlaceModel {
+                model,
+                size,
+                from_cache,
+                replace,
+                ..
+            } => {
+                let verb = if *replace { "replace" } else { "download" };
+                match (from_cache, size) {
+                    (true, _) if *replace => format!("replace model {} from the cache", model.path),
+                    (true, _) => format!("place model {} from the cache", model.path),
+                    (false, Some(n)) => format!("{verb} model {} ({})", model.path, bytes(*n)),
+                    (false, None) => format!("{verb} model {} (size not known yet)", model.path),
+                }
+            }
+            Action::RecordModel {
+                path, lock_file, ..
+            } => format!("record the SHA-256 of model {path} in {lock_file}"),
         }
     }
 
@@ -407,7 +501,9 @@ impl Action {
             | Action::RecreateContainer { .. }
             | Action::RestartContainer { .. } => Phase::Container,
             Action::LockPython { .. } | Action::SyncPython { .. } => Phase::Python,
+            Action::PlaceModel { .. } | Action::RecordModel { .. } => Phase::Models,
             Action::Blocked { blocker } => match blocker {
+                Blocker::Model { .. } => Phase::Models,
                 Blocker::ComfyUiNotInstalled => Phase::ComfyUi,
                 Blocker::Uninspectable { target } => target.phase(),
                 Blocker::SecretMissing { .. }
@@ -453,6 +549,8 @@ impl Action {
             | Action::Blocked { .. }
             | Action::RestartContainer { .. }
             | Action::LockPython { .. }
+            | Action::PlaceModel { .. }
+            | Action::RecordModel { .. }
             | Action::SyncPython { .. } => false,
         }
     }
@@ -460,7 +558,10 @@ impl Action {
     /// Whether the step reports transfer progress (a bar on a terminal).
     pub fn transfers(&self) -> bool {
         match self {
-            Action::Clone { .. } | Action::Checkout { .. } | Action::Replace { .. } => true,
+            Action::Clone { .. }
+            | Action::Checkout { .. }
+            | Action::Replace { .. }
+            | Action::PlaceModel { .. } => true,
             Action::CreateWorkspace { .. }
             | Action::Refuse { .. }
             | Action::Enable { .. }
@@ -477,6 +578,7 @@ impl Action {
             | Action::RecreateContainer { .. }
             | Action::RestartContainer { .. }
             | Action::LockPython { .. }
+            | Action::RecordModel { .. }
             | Action::SyncPython { .. } => false,
         }
     }
@@ -503,6 +605,10 @@ impl Action {
             | Action::StartContainer { .. }
             | Action::RecreateContainer { .. }
             | Action::RestartContainer { .. }
+            // ComfyUI lists a model folder on each request (its cache is keyed on the folders'
+            // mtimes), so a placed model is seen without a restart.
+            | Action::PlaceModel { .. }
+            | Action::RecordModel { .. }
             | Action::LockPython { .. } => false,
         }
     }
@@ -550,6 +656,14 @@ pub enum Note {
     },
     /// What a running ComfyUI must restart to pick up.
     RestartNeeded { reasons: Vec<String> },
+    /// What the model downloads need against the free space where they go.
+    ModelSpace {
+        need: u64,
+        free: u64,
+        at: String,
+        /// Downloads whose size is not known before they start (checked then).
+        unknown: usize,
+    },
     /// ComfyUI-Login writes the token into the container's log at every start.
     TokenInLog { name: String },
     /// An entry of `custom_nodes/` whose name is not UTF-8: comfyprov can neither declare nor
@@ -617,6 +731,24 @@ impl Note {
                     reasons.join("; ")
                 )
             }
+            Note::ModelSpace {
+                need,
+                free,
+                at,
+                unknown,
+            } => {
+                let mut s = format!(
+                    "model downloads: {} to fetch, {} free on {at}",
+                    bytes(*need),
+                    bytes(*free)
+                );
+                if *unknown > 0 {
+                    s.push_str(&format!(
+                        "; {unknown} more of unknown size, checked against the free space when they start"
+                    ));
+                }
+                s
+            }
         }
     }
 }
@@ -625,6 +757,34 @@ impl Note {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Reason {
+    /// A declared model file is not there.
+    ModelMissing {
+        path: String,
+    },
+    /// A model file whose size is not the one it must have.
+    ModelSizeDiffers {
+        path: String,
+        size: u64,
+        expected: u64,
+    },
+    /// A model file whose SHA-256 is not the one it must have.
+    ModelHashDiffers {
+        path: String,
+        found: String,
+        expected: String,
+    },
+    /// A model file found in place with no hash in the manifest or the lock.
+    ModelUnrecorded {
+        path: String,
+    },
+    /// The lock's hash is for another URL than the manifest's.
+    ModelUrlChanged {
+        path: String,
+    },
+    /// Something at a model's path that comfyprov does not touch.
+    ModelInTheWay {
+        path: String,
+    },
     WorkspaceMissing {
         path: String,
     },
@@ -811,6 +971,34 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::WorkspaceMissing { path } => write!(f, "{path} does not exist"),
+            Reason::ModelMissing { path } => write!(f, "models/{path} does not exist"),
+            Reason::ModelSizeDiffers {
+                path,
+                size,
+                expected,
+            } => write!(
+                f,
+                "models/{path} has {size} bytes, it must have {expected} (a download that stopped halfway?)"
+            ),
+            Reason::ModelHashDiffers {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "models/{path} has SHA-256 {}…, it must have {}…",
+                &found[..found.len().min(12)],
+                &expected[..expected.len().min(12)]
+            ),
+            Reason::ModelUnrecorded { path } => write!(
+                f,
+                "models/{path} is there, but neither the manifest nor comfy.lock says what it must hash to"
+            ),
+            Reason::ModelUrlChanged { path } => write!(
+                f,
+                "the manifest's URL for models/{path} is not the one comfy.lock recorded its hash for, and the manifest gives no sha256"
+            ),
+            Reason::ModelInTheWay { path } => write!(f, "models/{path} cannot be used as it is"),
             Reason::ComfyUiAbsent { workspace } => write!(
                 f,
                 "{workspace}/ComfyUI does not exist and the manifest has no [comfyui]"
@@ -1060,6 +1248,11 @@ pub enum Blocker {
         what: String,
         error: String,
     },
+    /// A model file cannot be put in place.
+    Model {
+        path: String,
+        problem: ModelProblem,
+    },
 }
 
 impl Blocker {
@@ -1090,6 +1283,24 @@ impl Blocker {
             Blocker::PythonUnobservable { what, error } => {
                 format!("{what} cannot be read: {error}")
             }
+            Blocker::Model { path, problem } => match problem {
+                ModelProblem::Linked { .. } => {
+                    format!("models/{path} would be written through a symbolic link")
+                }
+                ModelProblem::NotAFile => format!("models/{path} is not a file"),
+                ModelProblem::Unreadable { error } => {
+                    format!("models/{path} cannot be read: {error}")
+                }
+                ModelProblem::Unpinned => format!("models/{path} has no SHA-256 (--locked)"),
+                ModelProblem::NoSpace { need, free, at } => format!(
+                    "download model {path}: the downloads need {}, {at} has {} free",
+                    bytes(*need),
+                    bytes(*free)
+                ),
+                ModelProblem::LockUnreadable { error } => {
+                    format!("the model entries of {path} cannot be read: {error}")
+                }
+            },
         }
     }
 
@@ -1125,6 +1336,14 @@ impl Blocker {
                 "check its owner and permissions; move it aside to have apply make it afresh"
                     .to_owned()
             }
+            Blocker::Model { problem, .. } => match problem {
+                ModelProblem::Linked { why } => format!("{why}: replace the link with a plain file or folder; comfyprov never writes through links"),
+                ModelProblem::NotAFile => "move it aside: comfyprov does not remove what it did not make".to_owned(),
+                ModelProblem::Unreadable { .. } => "check its owner and permissions".to_owned(),
+                ModelProblem::Unpinned => "give `sha256` in the manifest, or run apply without --locked once and commit comfy.lock".to_owned(),
+                ModelProblem::NoSpace { .. } => "free some space, or set COMFYPROV_MODEL_CACHE to a cache folder on a bigger disk; nothing was downloaded".to_owned(),
+                ModelProblem::LockUnreadable { .. } => "fix or restore comfy.lock (git checkout comfy.lock)".to_owned(),
+            },
         }
     }
 
@@ -1141,6 +1360,7 @@ impl Blocker {
             | Blocker::PortTaken { .. }
             | Blocker::PasswordInvalid { .. }
             | Blocker::LockStale { .. }
+            | Blocker::Model { .. }
             | Blocker::PythonUnobservable { .. } => false,
         }
     }

@@ -1,0 +1,303 @@
+//! Model files: what is at each declared path under `ComfyUI/models/`, whether it has the hash
+//! it must have, whether the shared cache holds that hash, and the free space where downloads
+//! land.
+//!
+//! Hashing gigabytes on every `plan` is out of the question, so a verdict is cached like the
+//! bcrypt one: the file's SHA-256 keyed on its identity and metadata (device, inode, size,
+//! mtime, ctime) in `<workspace>/.comfyprov/model-hashes.json`. A file that is a hard link of
+//! the cache's entry for the expected hash (same device and inode) is that entry, verified when
+//! it went in, and is not read at all.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use comfyprov_core::manifest::Desired;
+use comfyprov_core::observed::{ModelFile, ModelObserved, ModelsObserved};
+use serde::{Deserialize, Serialize};
+
+/// The shared, content-addressed download cache: `COMFYPROV_MODEL_CACHE`, else
+/// `$XDG_CACHE_HOME/comfyprov/models`, else `~/.cache/comfyprov/models`.
+pub fn cache_dir() -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("COMFYPROV_MODEL_CACHE")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("comfyprov/models")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/comfyprov/models")))
+        .unwrap_or_else(|| std::env::temp_dir().join("comfyprov-models"))
+}
+
+/// Where the cache keeps a verified file.
+pub fn cache_entry(cache: &Path, sha256: &str) -> PathBuf {
+    cache.join("sha256").join(sha256)
+}
+
+/// Observe the declared models; `None` when the manifest declares none.
+pub fn observe(desired: &Desired) -> Option<ModelsObserved> {
+    if desired.models.is_empty() {
+        return None;
+    }
+    let ws = &desired.workspace.path;
+    let models_dir = ws.join("ComfyUI/models");
+    let lock = match crate::fsutil::read_regular_nofollow(&desired.lock_file.path) {
+        Ok(bytes) => std::str::from_utf8(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(comfyprov_core::lock::parse_models),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    };
+    let locked = lock.as_ref().map(Vec::as_slice).unwrap_or_default();
+    let cache = cache_dir();
+    let verdicts_path = verdicts_path(ws);
+    let mut verdicts = Verdicts::load(&verdicts_path);
+    let files = desired
+        .models
+        .iter()
+        .map(|spec| {
+            let same_url = locked
+                .iter()
+                .find(|l| l.path == spec.path && l.url == spec.url);
+            let expected = spec
+                .sha256
+                .clone()
+                .or_else(|| same_url.map(|l| l.sha256.clone()));
+            let size = spec.size.or_else(|| same_url.map(|l| l.size));
+            let target = models_dir.join(&spec.path);
+            let entry = expected.as_deref().map(|h| cache_entry(&cache, h));
+            let cached_meta = entry
+                .as_deref()
+                .and_then(|e| std::fs::symlink_metadata(e).ok())
+                .filter(|m| m.is_file() && size.is_none_or(|s| m.len() == s));
+            let file = observe_file(
+                &target,
+                &spec.path,
+                expected.as_deref(),
+                size,
+                cached_meta.as_ref(),
+                &mut verdicts,
+            );
+            tracing::debug!(path = %spec.path, file = ?file, cached = cached_meta.is_some(), "model");
+            ModelObserved {
+                path: spec.path.clone(),
+                file,
+                cached: cached_meta.is_some(),
+            }
+        })
+        .collect();
+    verdicts.save(&verdicts_path);
+    let (free, free_at) = free_space(&models_dir);
+    let cache_free = {
+        let (cfree, cat) = free_space(&cache);
+        let same = device_of(&models_dir) == device_of(&cache);
+        (!same).then_some(()).and(cfree.map(|f| (f, cat)))
+    };
+    Some(ModelsObserved {
+        files,
+        lock,
+        free,
+        free_at,
+        cache_free,
+        cache: cache.display().to_string(),
+    })
+}
+
+fn observe_file(
+    target: &Path,
+    rel: &str,
+    expected: Option<&str>,
+    size: Option<u64>,
+    cached: Option<&std::fs::Metadata>,
+    verdicts: &mut Verdicts,
+) -> ModelFile {
+    if let Some(why) = crate::fsutil::linked_write_target(target) {
+        return ModelFile::Linked { why };
+    }
+    let meta = match std::fs::symlink_metadata(target) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ModelFile::Missing,
+        Err(e) => {
+            return ModelFile::Unreadable {
+                error: e.to_string(),
+            };
+        }
+    };
+    if !meta.is_file() {
+        return ModelFile::NotAFile;
+    }
+    if size.is_some_and(|s| s != meta.len()) {
+        return ModelFile::Present {
+            size: meta.len(),
+            sha256: None,
+        };
+    }
+    // A hard link of the cache's verified entry for the expected hash is that entry.
+    if let (Some(h), Some(c)) = (expected, cached)
+        && c.dev() == meta.dev()
+        && c.ino() == meta.ino()
+    {
+        return ModelFile::Present {
+            size: meta.len(),
+            sha256: Some(h.to_owned()),
+        };
+    }
+    let key = Identity::of(&meta);
+    if let Some(h) = verdicts.get(rel, &key) {
+        return ModelFile::Present {
+            size: meta.len(),
+            sha256: Some(h),
+        };
+    }
+    match hash_file(target) {
+        Ok(h) => {
+            verdicts.put(rel, key, &h);
+            ModelFile::Present {
+                size: meta.len(),
+                sha256: Some(h),
+            }
+        }
+        Err(e) => ModelFile::Unreadable {
+            error: e.to_string(),
+        },
+    }
+}
+
+/// The SHA-256 of a file, read in large blocks (no link followed).
+pub fn hash_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(comfyprov_core::digest::hex(&h.finalize()))
+}
+
+/// Free bytes for this user on the filesystem holding `dir` (or its nearest existing parent),
+/// and that folder.
+pub fn free_space(dir: &Path) -> (Option<u64>, String) {
+    let mut at = dir.to_path_buf();
+    while !at.exists() {
+        if !at.pop() {
+            break;
+        }
+    }
+    let shown = at.display().to_string();
+    let Ok(c) = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()) else {
+        return (None, shown);
+    };
+    // SAFETY: `c` is a valid C string; `st` is written by statvfs before it is read.
+    let free = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(c.as_ptr(), &mut st) == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    };
+    (free, shown)
+}
+
+fn device_of(dir: &Path) -> Option<u64> {
+    let mut at = dir.to_path_buf();
+    loop {
+        if let Ok(m) = std::fs::metadata(&at) {
+            return Some(m.dev());
+        }
+        if !at.pop() {
+            return None;
+        }
+    }
+}
+
+/// A file's identity and metadata: any change to its content changes one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Identity {
+    fn of(m: &std::fs::Metadata) -> Identity {
+        Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Verdicts {
+    files: BTreeMap<String, (Identity, String)>,
+    #[serde(skip)]
+    changed: bool,
+}
+
+impl Verdicts {
+    fn load(path: &Path) -> Verdicts {
+        crate::fsutil::read_regular_nofollow(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, rel: &str, key: &Identity) -> Option<String> {
+        self.files
+            .get(rel)
+            .filter(|(k, _)| k == key)
+            .map(|(_, h)| h.clone())
+    }
+
+    fn put(&mut self, rel: &str, key: Identity, sha256: &str) {
+        self.files.insert(rel.to_owned(), (key, sha256.to_owned()));
+        self.changed = true;
+    }
+
+    /// Best effort: a verdict that cannot be saved costs a re-hash next time.
+    fn save(&self, path: &Path) {
+        if !self.changed {
+            return;
+        }
+        let Ok(json) = serde_json::to_vec_pretty(self) else {
+            return;
+        };
+        if let Some(dir) = path.parent()
+            && dir.parent().is_some_and(Path::is_dir)
+        {
+            let _ = std::fs::create_dir(dir);
+        }
+        let _ = crate::fsutil::write_atomic(path, &json, 0o644);
+    }
+}
+
+fn verdicts_path(workspace: &Path) -> PathBuf {
+    workspace.join(".comfyprov").join("model-hashes.json")
+}
+
+/// Record the hash of a file apply just placed, so the next plan does not read it again.
+pub fn remember(workspace: &Path, rel: &str, target: &Path, sha256: &str) {
+    let Ok(meta) = std::fs::symlink_metadata(target) else {
+        return;
+    };
+    let path = verdicts_path(workspace);
+    let mut v = Verdicts::load(&path);
+    v.put(rel, Identity::of(&meta), sha256);
+    v.save(&path);
+}
