@@ -75,7 +75,7 @@ impl StepError {
         self.to_string()
     }
 
-    fn help_text(&self) -> Option<&str> {
+    pub fn help_text(&self) -> Option<&str> {
         match self {
             StepError::Io { help, .. } | StepError::Failed { help, .. } => help.as_deref(),
         }

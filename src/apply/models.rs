@@ -265,10 +265,15 @@ fn download(env: &Env, id: StepId, p: &Place, cache: &Path) -> Result<Fetched, S
         )
     };
     if let Err(e) = result {
-        return Err(e.help(format!(
+        let keep = format!(
             "{} of {shown} are kept in the cache; run apply again to resume",
             bytes(have)
-        )));
+        );
+        let help = match e.help_text() {
+            Some(h) => format!("{h}; {keep}"),
+            None => keep,
+        };
+        return Err(e.help(help));
     }
     file.sync_all()
         .map_err(|e| StepError::io("cannot write", &part, e))?;
@@ -557,9 +562,8 @@ async fn one_attempt(
         }
         401 | 403 if token.is_none() => {
             return Err(fatal(format!(
-                "{shown}: {url} answered {status}: it needs a token (a gated download?)"
-            ))
-            .map_help("set `token_env` (e.g. \"HF_TOKEN\") or `token_file` on this model"));
+                "{shown}: {url} answered {status}: it needs a token (a gated download?): set `token_env` (e.g. \"HF_TOKEN\") or `token_file` on this model"
+            )));
         }
         401 | 403 => {
             return Err(fatal(format!(

@@ -4,9 +4,9 @@
 //!
 //! Hashing gigabytes on every `plan` is out of the question, so a verdict is cached like the
 //! bcrypt one: the file's SHA-256 keyed on its identity and metadata (device, inode, size,
-//! mtime, ctime) in `<workspace>/.comfyprov/model-hashes.json`. A file that is a hard link of
-//! the cache's entry for the expected hash (same device and inode) is that entry, verified when
-//! it went in, and is not read at all.
+//! mtime, ctime) in `<workspace>/.comfyprov/model-hashes.json`, written by `apply` when it
+//! places a file and by `plan` when it had to read one. A hard link of the cache's entry is keyed
+//! without its ctime, which changes whenever another workspace links the same entry.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -134,18 +134,12 @@ fn observe_file(
             sha256: None,
         };
     }
-    // A hard link of the cache's verified entry for the expected hash is that entry.
-    if let (Some(h), Some(c)) = (expected, cached)
-        && c.dev() == meta.dev()
-        && c.ino() == meta.ino()
-    {
-        return ModelFile::Present {
-            size: meta.len(),
-            sha256: Some(h.to_owned()),
-        };
-    }
+    // A hard link of the cache's entry: every other link made or removed changes its ctime,
+    // so its verdict is keyed without it (a write still changes its mtime).
+    let in_cache = expected.is_some()
+        && cached.is_some_and(|c| c.dev() == meta.dev() && c.ino() == meta.ino());
     let key = Identity::of(&meta);
-    if let Some(h) = verdicts.get(rel, &key) {
+    if let Some(h) = verdicts.get(rel, &key, in_cache) {
         return ModelFile::Present {
             size: meta.len(),
             sha256: Some(h),
@@ -258,10 +252,17 @@ impl Verdicts {
             .unwrap_or_default()
     }
 
-    fn get(&self, rel: &str, key: &Identity) -> Option<String> {
+    fn get(&self, rel: &str, key: &Identity, ignore_ctime: bool) -> Option<String> {
         self.files
             .get(rel)
-            .filter(|(k, _)| k == key)
+            .filter(|(k, _)| {
+                k == key
+                    || (ignore_ctime
+                        && Identity {
+                            ctime_ns: key.ctime_ns,
+                            ..k.clone()
+                        } == *key)
+            })
             .map(|(_, h)| h.clone())
     }
 

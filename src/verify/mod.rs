@@ -59,6 +59,8 @@ pub struct Target {
     pub argv: Vec<String>,
     /// Nodes that must have loaded.
     pub nodes: Vec<String>,
+    /// Model files the server must list: (folder, name in it).
+    pub models: Vec<(String, String)>,
 }
 
 impl Target {
@@ -80,6 +82,14 @@ impl Target {
             token,
             argv,
             nodes: desired.nodes.iter().map(|n| n.name.clone()).collect(),
+            models: desired
+                .models
+                .iter()
+                .map(|m| {
+                    let (folder, name) = m.folder_and_name();
+                    (folder.to_owned(), name.to_owned())
+                })
+                .collect(),
         })
     }
 }
@@ -282,6 +292,7 @@ pub async fn verify(
             .map(|r| r.status == 200 && String::from_utf8_lossy(&r.body).contains("password"))
     };
     node_checks(&mut v, target, log, modules.as_ref(), login_page);
+    model_checks(&mut v, &http, target, &auth).await;
     for w in workflows {
         let run = match (target.login, token) {
             (true, None) => workflow::WorkflowRun {
@@ -321,6 +332,59 @@ pub async fn verify(
 
 /// Poll until the server answers HTTP. Returns when the container's previous run ended (ns), if
 /// it ever did: the log lines after that are this run's.
+/// Whether the server lists each declared model. `GET /models/<folder>` is what ComfyUI's own
+/// loader nodes fill their menus from (`folder_paths.get_filename_list`, re-read when a model
+/// folder's mtime changes): a name listed there is one a workflow can load.
+async fn model_checks(
+    v: &mut Verification,
+    http: &http::Http,
+    target: &Target,
+    auth: &[(&str, &str)],
+) {
+    let mut listed: BTreeMap<&str, Result<Vec<String>, String>> = BTreeMap::new();
+    for (folder, _) in &target.models {
+        if listed.contains_key(folder.as_str()) {
+            continue;
+        }
+        let got = match http
+            .get(&format!("{}/models/{folder}", target.url), auth)
+            .await
+        {
+            Ok(r) if r.status == 200 => serde_json::from_slice::<Vec<String>>(&r.body)
+                .map_err(|e| format!("GET /models/{folder}: not a list of names ({e})")),
+            Ok(r) if r.status == 404 => Err(format!(
+                "GET /models/{folder}: 404, the server has no model folder `{folder}`"
+            )),
+            Ok(r) => Err(format!("GET /models/{folder}: {}", r.status)),
+            Err(e) => Err(e),
+        };
+        listed.insert(folder, got);
+    }
+    for (folder, name) in &target.models {
+        let (ok, detail) = match listed.get(folder.as_str()) {
+            Some(Ok(names)) if names.iter().any(|n| n == name) => {
+                (true, format!("listed by GET /models/{folder}"))
+            }
+            Some(Ok(names)) => (
+                false,
+                format!(
+                    "GET /models/{folder} lists {} file{} but not this one",
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" }
+                ),
+            ),
+            Some(Err(e)) => (false, e.clone()),
+            None => (false, "not probed".to_owned()),
+        };
+        v.checks.push(Check {
+            id: format!("model:{folder}/{name}"),
+            check: format!("model {folder}/{name}"),
+            ok,
+            detail,
+        });
+    }
+}
+
 async fn wait_ready(
     docker: &Docker,
     http: &http::Http,

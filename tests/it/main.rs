@@ -11,6 +11,7 @@ mod container;
 mod fuzz;
 mod layout;
 mod manifests;
+mod models;
 mod observe;
 mod plan_scenarios;
 mod pyindex;

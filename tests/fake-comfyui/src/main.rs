@@ -631,6 +631,19 @@ fn handle(server: &Server, stream: TcpStream) -> std::io::Result<()> {
             let body = format!("{{{}}}", classes.join(", "));
             respond(&stream, "200 OK", &[], "application/json", &body)
         }
+        p if p.starts_with("/models/") => {
+            // As ComfyUI's `GET /models/{folder}`: 404 for a folder it does not know, else the
+            // files under models/<folder> (recursively) with a model extension, read now.
+            let folder = &p["/models/".len()..];
+            if !MODEL_FOLDERS.contains(&folder) {
+                return respond(&stream, "404 Not Found", &[], "text/plain", "");
+            }
+            let mut names = Vec::new();
+            list_models(Path::new("models").join(folder).as_path(), "", &mut names);
+            names.sort();
+            let body = serde_json::to_string(&names).unwrap_or_default();
+            respond(&stream, "200 OK", &[], "application/json", &body)
+        }
         "/" => respond(
             &stream,
             "200 OK",
@@ -645,6 +658,57 @@ fn handle(server: &Server, stream: TcpStream) -> std::io::Result<()> {
             "text/plain",
             "404: Not Found",
         ),
+    }
+}
+
+/// ComfyUI's model folders (folder_paths.folder_names_and_paths), the ones tests use and more.
+const MODEL_FOLDERS: &[&str] = &[
+    "checkpoints",
+    "configs",
+    "loras",
+    "vae",
+    "text_encoders",
+    "clip",
+    "diffusion_models",
+    "unet",
+    "clip_vision",
+    "style_models",
+    "embeddings",
+    "diffusers",
+    "vae_approx",
+    "controlnet",
+    "gligen",
+    "upscale_models",
+    "hypernetworks",
+    "photomaker",
+    "classifiers",
+];
+
+/// Files with ComfyUI's model extensions under `dir`, as `sub/name` relative names.
+fn list_models(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if path.is_dir() {
+            list_models(&path, &format!("{prefix}{name}/"), out);
+        } else if [
+            ".safetensors",
+            ".ckpt",
+            ".pt",
+            ".pt2",
+            ".pth",
+            ".bin",
+            ".sft",
+            ".pkl",
+        ]
+        .iter()
+        .any(|x| name.ends_with(x))
+        {
+            out.push(format!("{prefix}{name}"));
+        }
     }
 }
 

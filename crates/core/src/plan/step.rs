@@ -737,17 +737,20 @@ impl Note {
                 at,
                 unknown,
             } => {
-                let mut s = format!(
-                    "model downloads: {} to fetch, {} free on {at}",
-                    bytes(*need),
+                let sized = (*need > 0).then(|| format!("{} to fetch", bytes(*need)));
+                let unknown_size = (*unknown > 0).then(|| {
+                    format!(
+                        "{unknown} of a size not known yet (checked against the free space when {} start{})",
+                        if *unknown == 1 { "it" } else { "they" },
+                        if *unknown == 1 { "s" } else { "" }
+                    )
+                });
+                let what: Vec<String> = sized.into_iter().chain(unknown_size).collect();
+                format!(
+                    "model downloads: {}; {} free on {at}",
+                    what.join(", "),
                     bytes(*free)
-                );
-                if *unknown > 0 {
-                    s.push_str(&format!(
-                        "; {unknown} more of unknown size, checked against the free space when they start"
-                    ));
-                }
-                s
+                )
             }
         }
     }
