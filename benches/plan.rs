@@ -45,6 +45,7 @@ fn setup(
     files: usize,
     container: Option<(&str, &str)>,
     python: bool,
+    models: usize,
 ) -> PathBuf {
     let src = root.join("src");
     std::fs::create_dir_all(src.join("web/js")).unwrap();
@@ -94,6 +95,36 @@ fn setup(
     }
     if python {
         manifest.push_str("[python]\nversion = \"3.11\"\ntorch = { version = \"2.0.0\" }\n");
+    }
+    // Model files of 1 GB each (sparse), in place, their hashes in comfy.lock: the first plan
+    // hashes them once; the no-op plans after it must not read them again.
+    let mut locked = Vec::new();
+    for i in 0..models {
+        let dir = root.join("ws/ComfyUI/models/checkpoints");
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join(format!("model-{i:02}.safetensors"));
+        std::fs::File::create(&f).unwrap().set_len(1 << 30).unwrap();
+        let url = format!("https://models.invalid/model-{i:02}.safetensors");
+        manifest.push_str(&format!(
+            "[[models]]\nurl = \"{url}\"\npath = \"checkpoints/model-{i:02}.safetensors\"\n"
+        ));
+        let sha256 = match locked.first() {
+            Some(comfyprov::lock::LockedModel { sha256, .. }) => sha256.clone(),
+            None => comfyprov::observe::models::hash_file(&f).unwrap(),
+        };
+        locked.push(comfyprov::lock::LockedModel {
+            path: format!("checkpoints/model-{i:02}.safetensors"),
+            url,
+            sha256,
+            size: 1 << 30,
+        });
+    }
+    if models > 0 {
+        std::fs::write(
+            root.join("comfy.lock"),
+            comfyprov::lock::join_models("", &locked),
+        )
+        .unwrap();
     }
     std::fs::write(root.join("comfy.toml"), manifest).unwrap();
     std::fs::write(root.join("pw"), PASSWORD).unwrap();
@@ -233,7 +264,8 @@ fn main() {
     println!(
         "N+py: with [python], every node's requirements.txt, a current comfy.lock and a 200-package environment"
     );
-    println!("N+c: with a running container that comfyprov created (the plan is empty)\n");
+    println!("N+c: with a running container that comfyprov created (the plan is empty)");
+    println!("N+m: with 20 declared 1 GB model files in place, their hashes in comfy.lock\n");
     println!(
         "{:>5}  {:>11}  {:>9}  {:>9}  {:>9}  {:>13}  {:>9}",
         "N", "cold (ms)", "min (ms)", "median", "p90", "peak RSS (MB)", "shell loop"
@@ -244,15 +276,16 @@ fn main() {
     let _container = support::TestContainer {
         name: project.clone(),
     };
-    for (n, target_ms, with_container, python) in [
-        (10usize, 8.0, false, false),
-        (100, 20.0, false, false),
-        (100, 20.0, false, true),
-        (100, 25.0, true, false),
+    for (n, target_ms, with_container, python, models) in [
+        (10usize, 8.0, false, false, 0),
+        (100, 20.0, false, false, 0),
+        (100, 20.0, false, true, 0),
+        (100, 25.0, true, false, 0),
+        (100, 25.0, false, false, 20),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let container = with_container.then_some((image.tag.as_str(), project.as_str()));
-        let root = setup(dir.path(), n, 40, container, python);
+        let root = setup(dir.path(), n, 40, container, python, models);
         if std::env::var_os("BENCH_KEEP").is_some() {
             // Keep the workspaces for a closer look (profiling), and say where they are.
             eprintln!("kept: {}", root.display());
@@ -291,7 +324,7 @@ fn main() {
         let (min, median, p90) = stats(times);
         // An older build may not read `[python]`: the python row compares with the row above.
         let baseline = std::env::var_os("BENCH_BASELINE")
-            .filter(|_| !python)
+            .filter(|_| !python && models == 0)
             .map(|b| {
                 // Interleaved with a second series of this build, so both see the same machine.
                 let mut theirs = Vec::new();
@@ -318,6 +351,7 @@ fn main() {
             .collect();
         let (_, shell_median, _) = stats(shell);
         let label = match (with_container, python) {
+            _ if models > 0 => format!("{n}+m"),
             (true, _) => format!("{n}+c"),
             (false, true) => format!("{n}+py"),
             (false, false) => n.to_string(),

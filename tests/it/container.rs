@@ -1380,3 +1380,66 @@ fn import_of_a_hand_made_deployment_only_adopts_the_container() {
     let out = d.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 }
+
+/// verify asks the running server for each declared model (`GET /models/<folder>`, what
+/// ComfyUI's loader nodes list) and reports the one it does not list; a model placed while the
+/// server runs is listed without a restart.
+#[test]
+fn verify_reports_whether_the_server_lists_each_model() {
+    if !docker_available() {
+        return;
+    }
+    let d = Deploy::new();
+    let src = d.root().join("vae-src.safetensors");
+    std::fs::write(&src, b"not really a VAE").unwrap();
+    let models = format!(
+        "[[models]]\nurl = \"file://{}\"\npath = \"vae/tiny.safetensors\"\n",
+        src.display()
+    );
+    d.write_manifest_with(&[], CPU, NO_AUTH, &models);
+    std::fs::create_dir_all(d.root().join("cache")).unwrap();
+    let run = |args: &[&str]| {
+        d.project
+            .command()
+            .args(args)
+            .env("COMFYPROV_MODEL_CACHE", d.root().join("cache"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&["apply", "-y"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("ok    model vae/tiny.safetensors: listed by GET /models/vae"),
+        "{text}"
+    );
+    let started = d.inspect("{{.State.StartedAt}}");
+    // Gone from the folder: verify says so.
+    std::fs::remove_file(
+        d.root()
+            .join("workspace/ComfyUI/models/vae/tiny.safetensors"),
+    )
+    .unwrap();
+    let out = run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains(
+            "FAIL  model vae/tiny.safetensors: GET /models/vae lists 0 files but not this one"
+        ),
+        "{}",
+        both(&out)
+    );
+    // Put back by apply (from the cache), listed again, and the server was not restarted.
+    let out = run(&["apply", "-y"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        both(&out).contains("from the cache, linked"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(
+        d.inspect("{{.State.StartedAt}}"),
+        started,
+        "no restart for a model"
+    );
+}

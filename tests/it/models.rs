@@ -3,7 +3,7 @@
 //! mid-body, wrong bytes, a stall and kill -9, a full disk (tmpfs), a second workspace served
 //! from the cache.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,7 +99,7 @@ fn serve(stream: TcpStream, port: u16, body: &[u8], seen: &Mutex<Vec<Seen>>, hit
         .to_owned();
     let first = hits.fetch_add(1, Ordering::SeqCst) == 0;
     let mut s = stream;
-    let mut record = |sent: usize| {
+    let record = |sent: usize| {
         seen.lock().unwrap().push(Seen {
             path: path.clone(),
             range: header("range"),
