@@ -394,7 +394,13 @@ impl<'a> Meter<'a> {
     }
 }
 
-fn write_only(file: &mut std::fs::File, part: &Path, chunk: &[u8]) -> Result<(), StepError> {
+fn write_chunk(
+    file: &mut std::fs::File,
+    part: &Path,
+    hasher: &mut sha2::Sha256,
+    have: &mut u64,
+    chunk: &[u8],
+) -> Result<(), StepError> {
     file.write_all(chunk).map_err(|e| {
         let full = e.raw_os_error() == Some(libc::ENOSPC);
         let err = StepError::io("cannot write", part, e);
@@ -403,17 +409,7 @@ fn write_only(file: &mut std::fs::File, part: &Path, chunk: &[u8]) -> Result<(),
         } else {
             err
         }
-    })
-}
-
-fn write_chunk(
-    file: &mut std::fs::File,
-    part: &Path,
-    hasher: &mut sha2::Sha256,
-    have: &mut u64,
-    chunk: &[u8],
-) -> Result<(), StepError> {
-    write_only(file, part, chunk)?;
+    })?;
     hasher.update(chunk);
     *have += chunk.len() as u64;
     Ok(())
@@ -627,50 +623,29 @@ async fn one_attempt(
         .map_err(|e| Attempt::Fatal(StepError::io("cannot write", part, e)))?;
     let mut body = resp.into_body();
     let idle = idle_timeout();
-    // SHA-256 on another core while this one receives and writes: the two together are what
-    // keeps a download near the network's speed. The hasher sees exactly the bytes written.
-    let state = std::mem::take(hasher);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<hyper::body::Bytes>(256);
-    let worker = std::thread::spawn(move || {
-        let mut h = state;
-        for b in rx {
-            h.update(&b);
-        }
-        h
-    });
-    let received = async {
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => {
-                    return Err(Attempt::Retry(format!(
-                        "nothing received for {} s",
-                        idle.as_secs()
-                    )));
-                }
-                Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => {
-                    return Err(Attempt::Retry(format!(
-                        "the connection broke after {} ({})",
-                        bytes(*have),
-                        crate::observe::container::innermost_cause(&e)
-                    )));
-                }
-                Ok(Some(Ok(f))) => f,
-            };
-            if let Ok(data) = frame.into_data() {
-                write_only(file, part, &data).map_err(Attempt::Fatal)?;
-                *have += data.len() as u64;
-                if tx.send(data).is_err() {
-                    return Err(Attempt::Fatal(StepError::new("the hashing thread stopped")));
-                }
-                meter.tick(*have, false);
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(Attempt::Retry(format!(
+                    "nothing received for {} s",
+                    idle.as_secs()
+                )));
             }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(Attempt::Retry(format!(
+                    "the connection broke after {} ({})",
+                    bytes(*have),
+                    crate::observe::container::innermost_cause(&e)
+                )));
+            }
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(data) = frame.into_data() {
+            write_chunk(file, part, hasher, have, &data).map_err(Attempt::Fatal)?;
+            meter.tick(*have, false);
         }
     }
-    .await;
-    drop(tx);
-    *hasher = worker.join().unwrap_or_default();
-    received?;
     meter.tick(*have, true);
     if let Some(l) = meter.total
         && *have != l
