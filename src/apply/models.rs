@@ -31,6 +31,9 @@ fn idle_timeout() -> Duration {
         .map_or(Duration::from_secs(30), Duration::from_secs)
 }
 
+/// Bytes received before they are written and hashed.
+const BLOCK: usize = 1 << 20;
+
 /// Attempts per download before it fails (transient errors only).
 const ATTEMPTS: u32 = 6;
 
@@ -623,9 +626,21 @@ async fn one_attempt(
         .map_err(|e| Attempt::Fatal(StepError::io("cannot write", part, e)))?;
     let mut body = resp.into_body();
     let idle = idle_timeout();
+    // Frames are small (16 KiB): written and hashed in 1 MiB blocks, one syscall each. What is
+    // held here is written out on every way out, so the file always has every byte received.
+    let mut block: Vec<u8> = Vec::with_capacity(BLOCK);
+    let flush = |block: &mut Vec<u8>,
+                 file: &mut std::fs::File,
+                 hasher: &mut sha2::Sha256,
+                 have: &mut u64| {
+        let r = write_chunk(file, part, hasher, have, block);
+        block.clear();
+        r.map_err(Attempt::Fatal)
+    };
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => {
+                flush(&mut block, file, hasher, have)?;
                 return Err(Attempt::Retry(format!(
                     "nothing received for {} s",
                     idle.as_secs()
@@ -633,6 +648,7 @@ async fn one_attempt(
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
+                flush(&mut block, file, hasher, have)?;
                 return Err(Attempt::Retry(format!(
                     "the connection broke after {} ({})",
                     bytes(*have),
@@ -642,10 +658,14 @@ async fn one_attempt(
             Ok(Some(Ok(f))) => f,
         };
         if let Ok(data) = frame.into_data() {
-            write_chunk(file, part, hasher, have, &data).map_err(Attempt::Fatal)?;
-            meter.tick(*have, false);
+            block.extend_from_slice(&data);
+            if block.len() >= BLOCK {
+                flush(&mut block, file, hasher, have)?;
+                meter.tick(*have, false);
+            }
         }
     }
+    flush(&mut block, file, hasher, have)?;
     meter.tick(*have, true);
     if let Some(l) = meter.total
         && *have != l
