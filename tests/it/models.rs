@@ -502,7 +502,6 @@ fn a_download_killed_with_sigkill_resumes_where_it_stopped() {
     let part_dir = cache.join("partial");
     // Written in 1 MiB blocks: at least one is on disk before the stall.
     let half = 1u64 << 20;
-    let mut kept = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let size: u64 = std::fs::read_dir(&part_dir)
@@ -515,7 +514,6 @@ fn a_download_killed_with_sigkill_resumes_where_it_stopped() {
             })
             .unwrap_or(0);
         if size >= half {
-            kept = size;
             break;
         }
         assert!(
@@ -528,7 +526,7 @@ fn a_download_killed_with_sigkill_resumes_where_it_stopped() {
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
     // What the killed run left on disk is where the next one starts.
-    kept = std::fs::read_dir(&part_dir)
+    let kept: u64 = std::fs::read_dir(&part_dir)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
