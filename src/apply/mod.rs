@@ -408,6 +408,7 @@ fn execute(env: &Env, id: StepId, step: &Step) -> Exec {
             size,
             cache,
             lock_file,
+            from_cache,
             ..
         } => models::place(
             env,
@@ -419,6 +420,7 @@ fn execute(env: &Env, id: StepId, step: &Step) -> Exec {
                 size: *size,
                 cache,
                 lock_file,
+                from_cache: *from_cache,
             },
         ),
         Action::RecordModel {

@@ -48,6 +48,8 @@ pub struct Place<'a> {
     pub size: Option<u64>,
     pub cache: &'a str,
     pub lock_file: &'a str,
+    /// The plan saw the cache's entry intact: link it; otherwise download.
+    pub from_cache: bool,
 }
 
 /// Put the model in place: from the cache, or downloaded into it first.
@@ -65,7 +67,7 @@ pub fn place(env: &Env, id: StepId, p: &Place) -> Exec {
     let cache = PathBuf::from(p.cache);
 
     let (sha256, size, fetched) = match p.sha256.map(|h| cache_entry(&cache, h)) {
-        Some(entry) if entry_ok(&entry, p.size) => (
+        Some(entry) if p.from_cache && entry_ok(&entry, p.size) => (
             p.sha256.unwrap_or_default().to_owned(),
             std::fs::metadata(&entry).map(|m| m.len()).unwrap_or(0),
             0,
@@ -304,13 +306,10 @@ fn download(env: &Env, id: StepId, p: &Place, cache: &Path) -> Result<Fetched, S
     }
     let entry = cache_entry(cache, &sha256);
     let _ = std::fs::set_permissions(&part, std::os::unix::fs::PermissionsExt::from_mode(0o444));
-    match crate::fsutil::rename_noreplace(&part, &entry) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let _ = std::fs::remove_file(&part);
-        }
-        Err(e) => return Err(StepError::io("cannot move into the cache", &entry, e)),
-    }
+    // Over an entry that is there already: this one was just verified, that one may be the
+    // damaged file plan found (other workspaces keep their links to it until they replace it).
+    std::fs::rename(&part, &entry)
+        .map_err(|e| StepError::io("cannot move into the cache", &entry, e))?;
     let _ = std::fs::remove_file(&meta_path);
     crate::fsutil::sync_dir(&cache.join("sha256"));
     Ok(Fetched {

@@ -21,7 +21,7 @@ pub struct StatusArgs {
 /// One part of the deployment.
 #[derive(Debug, Serialize)]
 struct Part {
-    /// `comfyui`, `node:<name>`, `password`, `python`, `compose`, `container`.
+    /// `comfyui`, `node:<name>`, `password`, `python`, `model:<path>`, `compose`, `container`.
     id: String,
     /// What was observed, for people.
     state: String,
@@ -163,6 +163,42 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> miette::Result<u8> {
             state: format!("{env}; {lock}"),
             pending: pending(&|p| p == Phase::Python),
         });
+    }
+    if let Some(seen) = &o.models {
+        use comfyprov_core::observed::ModelFile;
+        use comfyprov_core::plan::{Action, Blocker};
+        for m in &seen.files {
+            let state = match &m.file {
+                ModelFile::Missing if m.cached => "missing (in the cache)".to_owned(),
+                ModelFile::Missing => "missing".to_owned(),
+                ModelFile::Present {
+                    size,
+                    sha256: Some(h),
+                } => format!("{} bytes, SHA-256 {}…", size, &h[..h.len().min(12)]),
+                ModelFile::Present { size, sha256: None } => format!("{size} bytes"),
+                ModelFile::Linked { why } => format!("not written through: {why}"),
+                ModelFile::NotAFile => "not a file".to_owned(),
+                ModelFile::Unreadable { error } => format!("cannot be read: {error}"),
+            };
+            let pending = plan
+                .steps
+                .iter()
+                .filter(|s| match &s.action {
+                    Action::PlaceModel { model, .. } => model.path == m.path,
+                    Action::RecordModel { path, .. } => *path == m.path,
+                    Action::Blocked {
+                        blocker: Blocker::Model { path, .. },
+                    } => *path == m.path,
+                    _ => false,
+                })
+                .map(|s| s.action.describe())
+                .collect();
+            parts.push(Part {
+                id: format!("model:{}", m.path),
+                state: format!("models/{}: {state}", m.path),
+                pending,
+            });
+        }
     }
     if let (Some(c), Some(file)) = (&d.container, &o.compose) {
         let state = match file {

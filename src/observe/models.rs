@@ -80,11 +80,19 @@ pub fn observe(desired: &Desired) -> Option<ModelsObserved> {
                 cached_meta.as_ref(),
                 &mut verdicts,
             );
-            tracing::debug!(path = %spec.path, file = ?file, cached = cached_meta.is_some(), "model");
+            // The cache's entry is the file found, and that file does not hash as it must:
+            // the entry is damaged too, and is no source.
+            let damaged = cached_meta.as_ref().is_some_and(|c| {
+                std::fs::symlink_metadata(&target)
+                    .is_ok_and(|t| t.dev() == c.dev() && t.ino() == c.ino())
+                    && matches!(&file, ModelFile::Present { sha256: Some(h), .. } if Some(h.as_str()) != expected.as_deref())
+            });
+            let cached = cached_meta.is_some() && !damaged;
+            tracing::debug!(path = %spec.path, file = ?file, cached, "model");
             ModelObserved {
                 path: spec.path.clone(),
                 file,
-                cached: cached_meta.is_some(),
+                cached,
             }
         })
         .collect();

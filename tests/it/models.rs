@@ -284,13 +284,28 @@ fn a_model_is_downloaded_placed_recorded_and_then_matches() {
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let requests = server.seen().len();
 
-    // Same size, other bytes: the lock's hash catches it, and apply puts the right file back.
-    let mut f = std::fs::OpenOptions::new().write(true).open(m.model());
-    if let Ok(f) = f.as_mut() {
-        f.write_all(b"tampered").unwrap();
-    }
-    // The cache entry is read-only and is the same inode: writing needs a permission the
-    // test has as root; whatever happened, plan must tell.
+    let status = both(&m.run(&["status"]));
+    assert!(
+        status.contains(&format!(
+            "models/vae/model.safetensors: 3145728 bytes, SHA-256 {}…",
+            &server.sha256()[..12]
+        )),
+        "{status}"
+    );
+
+    // Same size, other bytes (the cache entry is read-only: made writable first, as anyone
+    // could): the lock's hash catches it, and apply puts the right file back.
+    std::fs::set_permissions(
+        m.model(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.model())
+        .unwrap()
+        .write_all(b"tampered")
+        .unwrap();
     let out = m.run(&["plan", "--detailed-exitcode"]);
     let text = both(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
@@ -299,7 +314,22 @@ fn a_model_is_downloaded_placed_recorded_and_then_matches() {
         "{text}"
     );
     assert!(text.contains("has SHA-256"), "{text}");
-    let _ = requests;
+    assert_eq!(server.seen().len(), requests, "plan downloads nothing");
+    // The damaged file was the cache's entry too (a hard link): it is no source any more.
+    assert!(
+        text.contains("~ replace model vae/model.safetensors (3.1 MB)"),
+        "downloaded again, not linked from the damaged cache entry:\n{text}"
+    );
+    let out = m.run(&["apply", "-y"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(std::fs::read(m.model()).unwrap(), *server.body);
+    assert_eq!(
+        std::fs::read(&entry).unwrap(),
+        *server.body,
+        "the cache entry is whole again"
+    );
+    let out = m.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 }
 
 /// A second workspace with the same model is served from the cache: no byte downloaded.
