@@ -30,6 +30,8 @@ pub struct Sources {
     /// A `comfy.lock` beside the manifest to be: its `[python]` settings are the ones the
     /// environment was resolved from.
     pub lock: Option<comfyprov_core::lock::Lock>,
+    /// The model entries of that `comfy.lock`: each model file apply downloaded, with its URL.
+    pub models: Vec<comfyprov_core::lock::LockedModel>,
     /// Where the container section came from when it is a compose file, for the header.
     pub compose: Option<String>,
     /// Secrets found where they must not be (a hash in a compose file): reported, never copied.
@@ -99,6 +101,43 @@ fn secret_name(name: &str) -> bool {
     ]
     .iter()
     .any(|s| n.contains(s))
+}
+
+/// Files under `models/` with a model extension (as ComfyUI lists them), `folder/name` paths;
+/// links are not followed, hidden names and temp files skipped, at most 4 levels deep.
+fn model_files(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() && depth < 4 {
+            model_files(&e.path(), &format!("{prefix}{name}/"), depth + 1, out);
+        } else if ft.is_file()
+            && !prefix.is_empty()
+            && [
+                ".safetensors",
+                ".ckpt",
+                ".pt",
+                ".pt2",
+                ".pth",
+                ".bin",
+                ".sft",
+                ".pkl",
+                ".gguf",
+            ]
+            .iter()
+            .any(|x| name.ends_with(x))
+        {
+            out.push(format!("{prefix}{name}"));
+        }
+    }
 }
 
 /// The manifest text, and what could not be expressed (also written into it as comments).
@@ -430,6 +469,31 @@ pub fn manifest(src: &Sources) -> (String, Vec<String>) {
             let _ = writeln!(t, "requirements = true");
         }
         let _ = writeln!(t);
+    }
+    // Model files: those comfy.lock records (with the URL they came from) become [[models]];
+    // any other file under models/ has no known URL and is listed.
+    let mut found_models = Vec::new();
+    if let Some(ws) = &src.workspace {
+        model_files(&ws.join("ComfyUI/models"), "", 0, &mut found_models);
+    }
+    for m in &src.models {
+        if src.workspace.is_some() && !found_models.contains(&m.path) {
+            continue;
+        }
+        let _ = writeln!(
+            t,
+            "[[models]]                 # as comfy.lock recorded it\nurl = {}\npath = {}\n",
+            q(&m.url),
+            q(&m.path)
+        );
+    }
+    for path in found_models
+        .iter()
+        .filter(|p| !src.models.iter().any(|m| &m.path == *p))
+    {
+        left_out.push(format!(
+            "models/{path}: no URL is known for it (comfy.lock does not record it); add a [[models]] entry with its url, and apply records its SHA-256 without downloading it again"
+        ));
     }
     let _ = writeln!(
         t,

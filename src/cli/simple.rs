@@ -295,6 +295,11 @@ pub fn import(ui: &Ui, args: &ImportArgs) -> miette::Result<u8> {
             crate::observed::LockState::Present(l) => Some(*l),
             _ => None,
         },
+        models: crate::fsutil::read_regular_nofollow(&dir.join("comfy.lock"))
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| comfyprov_core::lock::parse_models(&t).ok())
+            .unwrap_or_default(),
         ..Default::default()
     };
     let (mut text, left_out) = crate::ops::import(

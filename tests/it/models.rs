@@ -666,3 +666,33 @@ fn locked_requires_a_hash() {
         both(&out)
     );
 }
+
+/// `import` of a workspace whose models apply placed gives them back as [[models]] from
+/// comfy.lock (plan: nothing to do); a model file nobody declared is listed, never invented.
+#[test]
+fn import_gives_back_the_models_comfy_lock_records() {
+    let server = FileServer::start(256 << 10);
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Models::new(&tmp.path().join("cache"), &model(&server.url("ok"), ""));
+    assert!(m.run(&["apply", "-y"]).status.success());
+    let stray = m
+        .project
+        .path("ws/ComfyUI/models/loras/by-hand.safetensors");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"x").unwrap();
+    std::fs::rename(m.project.path("comfy.toml"), m.project.path("old.toml")).unwrap();
+    let out = m.run(&["import", "--workspace", "ws", "--out", "comfy.toml"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let text = std::fs::read_to_string(m.project.path("comfy.toml")).unwrap();
+    assert!(
+        text.contains(&format!("url = \"{}\"", server.url("ok")))
+            && text.contains("path = \"vae/model.safetensors\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("models/loras/by-hand.safetensors: no URL is known for it"),
+        "{text}"
+    );
+    let out = m.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
