@@ -73,6 +73,7 @@ impl Tier {
             .args(args)
             .current_dir(self.root())
             .env("NO_COLOR", "1")
+            .env("COMFYPROV_MODEL_CACHE", self.root().join("model-cache"))
             .output()
             .unwrap()
     }
@@ -241,6 +242,25 @@ fn the_real_comfyui_from_an_empty_folder() {
         assert!(text.contains(line), "missing {line:?}:\n{text}");
     }
     assert!(!text.contains("restart container"), "{text}");
+
+    // A model declared while the server runs: placed (from a file:// URL) and listed by the
+    // real server's GET /models/vae at once, with no restart (ComfyUI re-lists a folder whose
+    // mtime changed).
+    let src = root.join("e2e-tiny.safetensors");
+    std::fs::write(&src, b"{}").unwrap();
+    let started = tier.started_at();
+    let model = format!(
+        "[[models]]\nurl = \"file://{}\"\npath = \"vae/e2e-tiny.safetensors\"\n",
+        src.display()
+    );
+    tier.manifest(login_auth, &model);
+    let text = tier.ok(&["apply", "-y", "--verify-timeout", "120"]);
+    assert!(
+        text.contains("ok    model vae/e2e-tiny.safetensors: listed by GET /models/vae"),
+        "{text}"
+    );
+    assert!(!text.contains("restart container"), "{text}");
+    assert_eq!(tier.started_at(), started, "no restart for a model");
 
     // The tier's own requests, as a client and a browser would make them.
     let token = tier.token();

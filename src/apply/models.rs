@@ -31,6 +31,59 @@ fn idle_timeout() -> Duration {
         .map_or(Duration::from_secs(30), Duration::from_secs)
 }
 
+/// SHA-256 on its own thread, fed whole blocks in the order they were written.
+struct Hashing {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: std::thread::JoinHandle<sha2::Sha256>,
+}
+
+impl Hashing {
+    fn start(state: sha2::Sha256) -> Hashing {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        let worker = std::thread::spawn(move || {
+            let mut h = state;
+            for mut b in rx {
+                h.update(&b);
+                b.clear();
+                let _ = back.send(b);
+            }
+            h
+        });
+        Hashing { tx, spare, worker }
+    }
+
+    /// Write `block` to the file, then hand it to the hashing thread; `block` is left empty
+    /// (a buffer the thread is done with, or a new one).
+    fn flush(
+        &self,
+        block: &mut Vec<u8>,
+        file: &mut std::fs::File,
+        part: &Path,
+        have: &mut u64,
+    ) -> Result<(), Attempt> {
+        if block.is_empty() {
+            return Ok(());
+        }
+        write_block(file, part, have, block).map_err(Attempt::Fatal)?;
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+        let full = std::mem::replace(block, next);
+        self.tx
+            .send(full)
+            .map_err(|_| Attempt::Fatal(StepError::new("the hashing thread stopped")))
+    }
+
+    /// The hash of everything fed.
+    fn finish(self) -> sha2::Sha256 {
+        drop(self.tx);
+        self.worker.join().unwrap_or_default()
+    }
+}
+
 /// Bytes received before they are written and hashed.
 const BLOCK: usize = 1 << 20;
 
@@ -396,13 +449,7 @@ impl<'a> Meter<'a> {
     }
 }
 
-fn write_chunk(
-    file: &mut std::fs::File,
-    part: &Path,
-    hasher: &mut sha2::Sha256,
-    have: &mut u64,
-    chunk: &[u8],
-) -> Result<(), StepError> {
+fn write_only(file: &mut std::fs::File, part: &Path, chunk: &[u8]) -> Result<(), StepError> {
     file.write_all(chunk).map_err(|e| {
         let full = e.raw_os_error() == Some(libc::ENOSPC);
         let err = StepError::io("cannot write", part, e);
@@ -411,12 +458,33 @@ fn write_chunk(
         } else {
             err
         }
-    })?;
+    })
+}
+
+fn write_chunk(
+    file: &mut std::fs::File,
+    part: &Path,
+    hasher: &mut sha2::Sha256,
+    have: &mut u64,
+    chunk: &[u8],
+) -> Result<(), StepError> {
+    write_block(file, part, have, chunk)?;
     hasher.update(chunk);
+    Ok(())
+}
+
+/// Append `chunk` and count it; every finished 8 MiB is handed to the disk at once, so the
+/// fsync before the file enters the cache has little left to do (the writeback overlaps the
+/// download instead of following it).
+fn write_block(
+    file: &mut std::fs::File,
+    part: &Path,
+    have: &mut u64,
+    chunk: &[u8],
+) -> Result<(), StepError> {
+    write_only(file, part, chunk)?;
     let before = *have;
     *have += chunk.len() as u64;
-    // Start writing each finished 8 MiB to disk now, so the fsync before the file enters the
-    // cache has little left to do (the writeback overlaps the download instead of following it).
     const WINDOW: u64 = 8 << 20;
     if before / WINDOW != *have / WINDOW {
         let end = *have / WINDOW * WINDOW;
@@ -641,46 +709,45 @@ async fn one_attempt(
         .map_err(|e| Attempt::Fatal(StepError::io("cannot write", part, e)))?;
     let mut body = resp.into_body();
     let idle = idle_timeout();
-    // Frames are small (16 KiB): written and hashed in 1 MiB blocks, one syscall each. What is
-    // held here is written out on every way out, so the file always has every byte received.
-    let mut block: Vec<u8> = Vec::with_capacity(BLOCK);
-    let flush = |block: &mut Vec<u8>,
-                 file: &mut std::fs::File,
-                 hasher: &mut sha2::Sha256,
-                 have: &mut u64| {
-        let r = write_chunk(file, part, hasher, have, block);
-        block.clear();
-        r.map_err(Attempt::Fatal)
-    };
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => {
-                flush(&mut block, file, hasher, have)?;
-                return Err(Attempt::Retry(format!(
-                    "nothing received for {} s",
-                    idle.as_secs()
-                )));
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                flush(&mut block, file, hasher, have)?;
-                return Err(Attempt::Retry(format!(
-                    "the connection broke after {} ({})",
-                    bytes(*have),
-                    crate::observe::container::innermost_cause(&e)
-                )));
-            }
-            Ok(Some(Ok(f))) => f,
-        };
-        if let Ok(data) = frame.into_data() {
-            block.extend_from_slice(&data);
-            if block.len() >= BLOCK {
-                flush(&mut block, file, hasher, have)?;
-                meter.tick(*have, false);
+    // Frames are small (16 KiB): written in 1 MiB blocks, one syscall each, and hashed on a
+    // second thread while the next block arrives. What is held here is written out on every
+    // way out, so the file always has every byte received, and the hash every byte written.
+    let hashing = Hashing::start(std::mem::take(hasher));
+    let received = async {
+        let mut block: Vec<u8> = Vec::with_capacity(BLOCK);
+        loop {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => {
+                    hashing.flush(&mut block, file, part, have)?;
+                    return Err(Attempt::Retry(format!(
+                        "nothing received for {} s",
+                        idle.as_secs()
+                    )));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    hashing.flush(&mut block, file, part, have)?;
+                    return Err(Attempt::Retry(format!(
+                        "the connection broke after {} ({})",
+                        bytes(*have),
+                        crate::observe::container::innermost_cause(&e)
+                    )));
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            if let Ok(data) = frame.into_data() {
+                block.extend_from_slice(&data);
+                if block.len() >= BLOCK {
+                    hashing.flush(&mut block, file, part, have)?;
+                    meter.tick(*have, false);
+                }
             }
         }
+        hashing.flush(&mut block, file, part, have)
     }
-    flush(&mut block, file, hasher, have)?;
+    .await;
+    *hasher = hashing.finish();
+    received?;
     meter.tick(*have, true);
     if let Some(l) = meter.total
         && *have != l
