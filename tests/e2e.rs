@@ -246,12 +246,12 @@ fn the_real_comfyui_from_an_empty_folder() {
     // A model declared while the server runs: placed (from a file:// URL) and listed by the
     // real server's GET /models/vae at once, with no restart (ComfyUI re-lists a folder whose
     // mtime changed).
-    let src = root.join("e2e-tiny.safetensors");
-    std::fs::write(&src, b"{}").unwrap();
+    let tiny = root.join("e2e-tiny.safetensors");
+    std::fs::write(&tiny, b"{}").unwrap();
     let started = tier.started_at();
     let model = format!(
         "[[models]]\nurl = \"file://{}\"\npath = \"vae/e2e-tiny.safetensors\"\n",
-        src.display()
+        tiny.display()
     );
     tier.manifest(login_auth, &model);
     let text = tier.ok(&["apply", "-y", "--verify-timeout", "120"]);
