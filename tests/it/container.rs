@@ -702,14 +702,16 @@ mode = "none"
         text.contains("+ render docker-compose-no-auth.yml"),
         "{text}"
     );
-    let line = format!("container not observed: the Docker daemon at {host} cannot be reached (");
+    let line = format!(
+        "container not observed: the Docker daemon at {host} (DOCKER_HOST) cannot be reached ("
+    );
     assert_eq!(text.matches(&line).count(), 1, "one clear line:\n{text}");
 
     let out = go(&["verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(
         both(&out).contains(&format!(
-            "cannot verify: the Docker daemon at {host} cannot be reached"
+            "cannot verify: the Docker daemon at {host} (DOCKER_HOST) cannot be reached"
         )),
         "{}",
         both(&out)
@@ -721,7 +723,7 @@ mode = "none"
 
     assert!(
         both(&out).contains(&format!(
-            "error: the container cannot be observed: the Docker daemon at {host} cannot be reached"
+            "error: the container cannot be observed: the Docker daemon at {host} (DOCKER_HOST) cannot be reached"
         )),
         "{}",
         both(&out)
