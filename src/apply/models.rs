@@ -262,9 +262,27 @@ fn download(env: &Env, id: StepId, p: &Place, cache: &Path) -> Result<Fetched, S
         .truncate(false)
         .open(&part)
         .map_err(|e| StepError::io("cannot open", &part, e))?;
-    // One process per partial file: another apply downloading the same URL waits here.
+    // One process per partial file: another apply downloading the same URL is waited for, up
+    // to 30 minutes (then this step fails; nothing waits forever).
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let deadline = Instant::now() + Duration::from_secs(30 * 60);
+    let mut said = false;
     // SAFETY: flock on an open descriptor.
-    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+    while unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if !said {
+            env.reporter.on_message(&format!(
+                "         {shown}: another comfyprov is downloading {url}; waiting for it"
+            ));
+            said = true;
+        }
+        if Instant::now() > deadline {
+            return Err(StepError::new(format!(
+                "{shown}: another comfyprov has been downloading {url} for 30 minutes"
+            ))
+            .help("let it finish, or stop it, then run apply again"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let meta: PartMeta = crate::fsutil::read_regular_nofollow(&meta_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
