@@ -132,7 +132,21 @@ pub fn real_dir(base: &Path, rel: &Path) -> std::io::Result<std::path::PathBuf> 
                     format!("`{}` is not a folder", path.display()),
                 ));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match std::fs::create_dir(&path) {
+                    Ok(()) => {}
+                    // Made by a parallel step a moment ago: fine if it is a real folder.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidInput,
+                                format!("`{}` is not a folder", path.display()),
+                            ));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             Err(e) => return Err(e),
         }
     }

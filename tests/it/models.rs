@@ -33,6 +33,8 @@ struct FileServer {
     port: u16,
     body: Arc<Vec<u8>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The most connections served at once.
+    peak: Arc<AtomicUsize>,
 }
 
 impl FileServer {
@@ -43,17 +45,27 @@ impl FileServer {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         {
-            let (body, seen) = (Arc::clone(&body), Arc::clone(&seen));
+            let (body, seen, peak) = (Arc::clone(&body), Arc::clone(&seen), Arc::clone(&peak));
             std::thread::spawn(move || {
                 for stream in listener.incoming().flatten() {
+                    let (peak, open) = (Arc::clone(&peak), Arc::clone(&open));
                     let (body, seen, hits) =
                         (Arc::clone(&body), Arc::clone(&seen), Arc::clone(&hits));
-                    std::thread::spawn(move || serve(stream, port, &body, &seen, &hits));
+                    std::thread::spawn(move || {
+                        serve(stream, port, &body, &seen, &hits, (&open, &peak));
+                    });
                 }
             });
         }
-        FileServer { port, body, seen }
+        FileServer {
+            port,
+            body,
+            seen,
+            peak,
+        }
     }
 
     fn url(&self, route: &str) -> String {
@@ -73,7 +85,15 @@ impl FileServer {
     }
 }
 
-fn serve(stream: TcpStream, port: u16, body: &[u8], seen: &Mutex<Vec<Seen>>, hits: &AtomicUsize) {
+/// `sending`: (bodies being sent now, the most at once).
+fn serve(
+    stream: TcpStream,
+    port: u16,
+    body: &[u8],
+    seen: &Mutex<Vec<Seen>>,
+    hits: &AtomicUsize,
+    sending: (&AtomicUsize, &AtomicUsize),
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -173,16 +193,21 @@ fn serve(stream: TcpStream, port: u16, body: &[u8], seen: &Mutex<Vec<Seen>>, hit
     );
     let cut = (route == "drop" || route == "stall") && first;
     let n = if cut { part.len() / 2 } else { part.len() };
+    let now = sending.0.fetch_add(1, Ordering::SeqCst) + 1;
+    sending.1.fetch_max(now, Ordering::SeqCst);
     if route == "slow" {
         for c in part.chunks(64 * 1024) {
+            std::thread::sleep(Duration::from_millis(20));
             if s.write_all(c).is_err() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     } else {
         let _ = s.write_all(&part[..n]);
     }
+    // Written into the socket: the client has not read it all yet, so it cannot have started
+    // its next download before this count drops.
+    sending.0.fetch_sub(1, Ordering::SeqCst);
     let _ = s.flush();
     record(n);
     if route == "stall" && first {
@@ -695,4 +720,35 @@ fn import_gives_back_the_models_comfy_lock_records() {
     );
     let out = m.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
+
+/// Several models download in parallel, at most 4 at a time, each placed whole.
+#[test]
+fn several_models_download_in_parallel_four_at_most() {
+    let server = FileServer::start(2 << 20);
+    let tmp = tempfile::tempdir().unwrap();
+    let models: String = (0..6)
+        .map(|i| {
+            format!(
+                "[[models]]\nurl = \"http://127.0.0.1:{}/slow/m{i}.safetensors\"\npath = \"loras/m{i}.safetensors\"\n",
+                server.port
+            )
+        })
+        .collect();
+    let m = Models::new(&tmp.path().join("cache"), &models);
+    let out = m.run(&["apply", "-y"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let peak = server.peak.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&peak), "{peak} downloads at once");
+    for i in 0..6 {
+        let f = m
+            .project
+            .path(&format!("ws/ComfyUI/models/loras/m{i}.safetensors"));
+        assert_eq!(std::fs::read(f).unwrap(), *server.body);
+    }
+    // The same bytes under six URLs: one cache entry, six links.
+    assert_eq!(
+        std::fs::read_dir(m.cache.join("sha256")).unwrap().count(),
+        1
+    );
 }
