@@ -108,15 +108,15 @@ pub struct Place<'a> {
 /// Put the model in place: from the cache, or downloaded into it first.
 pub fn place(env: &Env, id: StepId, p: &Place) -> Exec {
     let target = PathBuf::from(p.target);
-    let models = env.workspace.join("ComfyUI/models");
     let rel = Path::new(&p.model.path);
-    let folder = rel.parent().unwrap_or(Path::new(""));
+    let folder = Path::new("models").join(rel.parent().unwrap_or(Path::new("")));
     let name = rel
         .file_name()
         .ok_or_else(|| StepError::new(format!("models/{} names no file", p.model.path)))?;
-    std::fs::create_dir_all(&models).map_err(|e| StepError::io("cannot create", &models, e))?;
-    let dir = crate::fsutil::real_dir(&models, folder)
-        .map_err(|e| StepError::io("cannot use", &models.join(folder), e))?;
+    // `models/` itself is checked too: ComfyUI/ is the container's to write, and a link planted
+    // at `models` must not carry the file elsewhere.
+    let dir = crate::fsutil::real_dir(&env.comfyui(), &folder)
+        .map_err(|e| StepError::io("cannot use", &env.comfyui().join(&folder), e))?;
     let cache = PathBuf::from(p.cache);
 
     let (sha256, size, fetched) = match p.sha256.map(|h| cache_entry(&cache, h)) {
