@@ -30,7 +30,11 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// negotiates with `GET /version`, which makes the daemon ask containerd and runc for their
 /// versions and costs ~7 ms of its CPU on every run of `plan`.
 pub async fn connect() -> Result<Docker, ObserveError> {
-    let endpoint = super::endpoint::resolve()?;
+    connect_to(&super::endpoint::resolve()?).await
+}
+
+/// [`connect`] to an endpoint already resolved.
+async fn connect_to(endpoint: &super::endpoint::Endpoint) -> Result<Docker, ObserveError> {
     let host = endpoint.host.as_str();
     tracing::debug!(target: "comfyprov::observe", docker = %endpoint, "connecting");
     if let Some(path) = host.strip_prefix("unix://") {
@@ -307,7 +311,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ObserveError> {
 
 /// Whether `listen:port` on this host can be published: free, or held by our own container
 /// (`ours`); else who holds it (a container, by name, or another process).
-async fn port_state(docker: &Docker, listen: &str, port: u16, ours: bool) -> PortState {
+/// `local`: the daemon runs on this machine (see [`super::endpoint::Endpoint::is_local`]).
+async fn port_state(
+    docker: &Docker,
+    local: bool,
+    listen: &str,
+    port: u16,
+    ours: bool,
+) -> PortState {
     if ours {
         return PortState::Free;
     }
@@ -315,7 +326,6 @@ async fn port_state(docker: &Docker, listen: &str, port: u16, ours: bool) -> Por
         return PortState::Free;
     };
     // A remote daemon's ports are not this machine's: only its containers can be asked about.
-    let local = super::endpoint::resolve().is_ok_and(|e| e.is_local());
     let bound = if local {
         std::net::TcpListener::bind((ip, port)).map(drop)
     } else {
@@ -373,7 +383,12 @@ pub fn observe(
         Err(e) => return not_observed(e),
     };
     rt.block_on(async {
-        let docker = match connect().await {
+        let endpoint = match super::endpoint::resolve() {
+            Ok(e) => e,
+            Err(e) => return not_observed(e),
+        };
+        let local = endpoint.is_local();
+        let docker = match connect_to(&endpoint).await {
             Ok(d) => d,
             Err(e) => return not_observed(e),
         };
@@ -382,7 +397,7 @@ pub fn observe(
             Err(e) => return not_observed(e),
         };
         let Some(raw) = raw else {
-            let port = port_state(&docker, listen, port, false).await;
+            let port = port_state(&docker, local, listen, port, false).await;
             return (super::ContainerState::Missing, port);
         };
         let actual = match actual(&docker, &raw, declared_env).await {
@@ -395,7 +410,7 @@ pub fn observe(
             && actual.port == port
             && actual.listen == listen;
         info.actual = Some(actual);
-        let port = port_state(&docker, listen, port, ours).await;
+        let port = port_state(&docker, local, listen, port, ours).await;
         (super::ContainerState::Present(Box::new(info)), port)
     })
 }
