@@ -72,7 +72,7 @@ pub fn observe(desired: &Desired) -> Option<ModelsObserved> {
                 .as_deref()
                 .and_then(|e| std::fs::symlink_metadata(e).ok())
                 .filter(|m| m.is_file() && size.is_none_or(|s| m.len() == s));
-            let file = observe_file(
+            let (file, is_entry) = observe_file(
                 &target,
                 &spec.path,
                 expected.as_deref(),
@@ -82,11 +82,8 @@ pub fn observe(desired: &Desired) -> Option<ModelsObserved> {
             );
             // The cache's entry is the file found, and that file does not hash as it must:
             // the entry is damaged too, and is no source.
-            let damaged = cached_meta.as_ref().is_some_and(|c| {
-                std::fs::symlink_metadata(&target)
-                    .is_ok_and(|t| t.dev() == c.dev() && t.ino() == c.ino())
-                    && matches!(&file, ModelFile::Present { sha256: Some(h), .. } if Some(h.as_str()) != expected.as_deref())
-            });
+            let damaged = is_entry
+                && matches!(&file, ModelFile::Present { sha256: Some(h), .. } if Some(h.as_str()) != expected.as_deref());
             let cached = cached_meta.is_some() && !damaged;
             tracing::debug!(path = %spec.path, file = ?file, cached, "model");
             ModelObserved {
@@ -120,34 +117,46 @@ fn observe_file(
     size: Option<u64>,
     cached: Option<&std::fs::Metadata>,
     verdicts: &mut Verdicts,
-) -> ModelFile {
+) -> (ModelFile, bool) {
     if let Some(why) = crate::fsutil::linked_write_target(target) {
-        return ModelFile::Linked { why };
+        return (ModelFile::Linked { why }, false);
     }
     let meta = match std::fs::symlink_metadata(target) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ModelFile::Missing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (ModelFile::Missing, false),
         Err(e) => {
-            return ModelFile::Unreadable {
-                error: e.to_string(),
-            };
+            let error = e.to_string();
+            return (ModelFile::Unreadable { error }, false);
         }
     };
     if !meta.is_file() {
-        return ModelFile::NotAFile;
+        return (ModelFile::NotAFile, false);
     }
     if size.is_some_and(|s| s != meta.len()) {
-        return ModelFile::Present {
+        let file = ModelFile::Present {
             size: meta.len(),
             sha256: None,
         };
+        return (file, false);
     }
     // A hard link of the cache's entry: every other link made or removed changes its ctime,
     // so its verdict is keyed without it (a write still changes its mtime).
-    let in_cache = expected.is_some()
+    let is_entry = expected.is_some()
         && cached.is_some_and(|c| c.dev() == meta.dev() && c.ino() == meta.ino());
-    let key = Identity::of(&meta);
-    if let Some(h) = verdicts.get(rel, &key, in_cache) {
+    (present(target, rel, &meta, is_entry, verdicts), is_entry)
+}
+
+/// A regular file of the right size (or of no known size): its hash, from the verdict cache
+/// or read now.
+fn present(
+    target: &Path,
+    rel: &str,
+    meta: &std::fs::Metadata,
+    is_entry: bool,
+    verdicts: &mut Verdicts,
+) -> ModelFile {
+    let key = Identity::of(meta);
+    if let Some(h) = verdicts.get(rel, &key, is_entry) {
         return ModelFile::Present {
             size: meta.len(),
             sha256: Some(h),
