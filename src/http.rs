@@ -24,44 +24,23 @@ pub fn download_client() -> DownloadClient {
     http.set_nodelay(true);
     http.enforce_http(false);
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider)
-        .map(|b| {
-            b.https_or_http()
-                .enable_http1()
-                .wrap_connector(http.clone())
-        });
-    let connector = match connector {
-        Ok(c) => c,
+    let tls = match hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(std::sync::Arc::clone(&provider))
+    {
+        Ok(b) => b,
         // No usable roots on this system: https fails with a clear error; http still works.
         Err(e) => {
             tracing::warn!(error = %e, "no TLS roots");
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .with_safe_default_protocol_versions()
-                    .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()))
-                    .map(|b| b.with_no_client_auth())
-                    .unwrap_or_else(|_| unreachable_config()),
-                )
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http)
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports rustls' default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
         }
     };
+    let connector = tls.https_or_http().enable_http1().wrap_connector(http);
     Client::builder(TokioExecutor::new()).build(connector)
-}
-
-fn unreachable_config() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()))
-    .map(|b| b.with_no_client_auth())
-    .expect("TLS 1.3 with ring is always available")
 }
 
 pub enum GetError {

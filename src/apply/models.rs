@@ -323,7 +323,6 @@ fn download(env: &Env, id: StepId, p: &Place, cache: &Path) -> Result<Fetched, S
             &mut hasher,
             &mut have,
             &mut progress,
-            p,
         )
     } else {
         fetch_http(
@@ -526,7 +525,6 @@ fn fetch_file(
     hasher: &mut sha2::Sha256,
     have: &mut u64,
     meter: &mut Meter,
-    _p: &Place,
 ) -> Result<(), StepError> {
     let mut from = std::fs::File::open(src).map_err(|e| StepError::io("cannot read", src, e))?;
     meter.total = from.metadata().ok().map(|m| m.len());
