@@ -79,6 +79,29 @@ fn read_with(path: &Path, flags: i32) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// One of comfyprov's cache files (JSON, in `<workspace>/.comfyprov/`): its content, or the
+/// default when it is missing, unreadable or not ours. No link is followed.
+pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    read_regular_nofollow(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Best effort: write a cache file as JSON, making its folder when the folder above exists (a
+/// cache never creates a workspace). One that cannot be written costs time on the next run.
+pub fn save_json<T: serde::Serialize>(path: &Path, value: &T, mode: u32) {
+    let Ok(json) = serde_json::to_vec_pretty(value) else {
+        return;
+    };
+    if let Some(dir) = path.parent()
+        && dir.parent().is_some_and(Path::is_dir)
+    {
+        let _ = std::fs::create_dir(dir);
+    }
+    let _ = write_atomic(path, &json, mode);
+}
+
 /// Why writing `path` (absolute, under a canonical folder) would go through a symbolic link:
 /// `path` itself is one, or a folder between the canonical base and it is. `None` when it would
 /// not (or when nothing is there yet to tell).

@@ -304,10 +304,7 @@ const CACHE_ENTRIES: usize = 8;
 
 impl Cache {
     fn load(path: &Path) -> Cache {
-        crate::fsutil::read_regular(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        crate::fsutil::load_json(path)
     }
 
     fn get(&self, secret: &str, password_file: &str) -> Option<bool> {
@@ -334,16 +331,9 @@ impl Cache {
 
     /// Best effort: a cache that cannot be written only costs time on the next run.
     fn save(&self, path: &Path) {
-        if !self.changed {
-            return;
+        if self.changed {
+            crate::fsutil::save_json(path, self, 0o600);
         }
-        let Ok(json) = serde_json::to_vec_pretty(self) else {
-            return;
-        };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = crate::fsutil::write_atomic(path, &json, 0o600);
     }
 }
 

@@ -263,10 +263,7 @@ struct Verdicts {
 
 impl Verdicts {
     fn load(path: &Path) -> Verdicts {
-        crate::fsutil::read_regular_nofollow(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        crate::fsutil::load_json(path)
     }
 
     fn get(&self, rel: &str, key: &Identity, ignore_ctime: bool) -> Option<String> {
@@ -290,18 +287,9 @@ impl Verdicts {
 
     /// Best effort: a verdict that cannot be saved costs a re-hash next time.
     fn save(&self, path: &Path) {
-        if !self.changed {
-            return;
+        if self.changed {
+            crate::fsutil::save_json(path, self, 0o644);
         }
-        let Ok(json) = serde_json::to_vec_pretty(self) else {
-            return;
-        };
-        if let Some(dir) = path.parent()
-            && dir.parent().is_some_and(Path::is_dir)
-        {
-            let _ = std::fs::create_dir(dir);
-        }
-        let _ = crate::fsutil::write_atomic(path, &json, 0o644);
     }
 }
 
