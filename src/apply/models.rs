@@ -21,7 +21,7 @@ use sha2::Digest;
 
 use super::{Env, Exec};
 use crate::error::StepError;
-use crate::observe::models::cache_entry;
+use crate::observe::models::{cache_entry, cached_entry};
 
 /// How long a download may receive nothing before it is retried.
 fn idle_timeout() -> Duration {
@@ -119,13 +119,13 @@ pub fn place(env: &Env, id: StepId, p: &Place) -> Exec {
         .map_err(|e| StepError::io("cannot use", &env.comfyui().join(&folder), e))?;
     let cache = PathBuf::from(p.cache);
 
-    let (sha256, size, fetched) = match p.sha256.map(|h| cache_entry(&cache, h)) {
-        Some(entry) if p.from_cache && entry_ok(&entry, p.size) => (
-            p.sha256.unwrap_or_default().to_owned(),
-            std::fs::metadata(&entry).map(|m| m.len()).unwrap_or(0),
-            0,
-        ),
-        _ => {
+    let hit = p
+        .sha256
+        .filter(|_| p.from_cache)
+        .and_then(|h| cached_entry(&cache, h, p.size).map(|m| (h, m.len())));
+    let (sha256, size, fetched) = match hit {
+        Some((h, len)) => (h.to_owned(), len, 0),
+        None => {
             let got = download(env, id, p, &cache)?;
             (got.sha256, got.size, got.fetched)
         }
@@ -206,10 +206,6 @@ fn record(lock_file: &Path, entry: LockedModel) -> Result<(), StepError> {
     let out = comfyprov_core::lock::join_models(python, &models);
     crate::fsutil::write_atomic(lock_file, out.as_bytes(), 0o644)
         .map_err(|e| StepError::io("cannot write", lock_file, e))
-}
-
-fn entry_ok(entry: &Path, size: Option<u64>) -> bool {
-    std::fs::symlink_metadata(entry).is_ok_and(|m| m.is_file() && size.is_none_or(|s| s == m.len()))
 }
 
 fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {

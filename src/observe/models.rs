@@ -36,6 +36,14 @@ pub fn cache_entry(cache: &Path, sha256: &str) -> PathBuf {
     cache.join("sha256").join(sha256)
 }
 
+/// The cache's entry for `sha256` when it is a regular file of the size the model must have
+/// (when known): what plan calls cached and apply links from.
+pub fn cached_entry(cache: &Path, sha256: &str, size: Option<u64>) -> Option<std::fs::Metadata> {
+    std::fs::symlink_metadata(cache_entry(cache, sha256))
+        .ok()
+        .filter(|m| m.is_file() && size.is_none_or(|s| m.len() == s))
+}
+
 /// Observe the declared models; `None` when the manifest declares none.
 pub fn observe(desired: &Desired) -> Option<ModelsObserved> {
     if desired.models.is_empty() {
@@ -67,11 +75,9 @@ pub fn observe(desired: &Desired) -> Option<ModelsObserved> {
                 .or_else(|| same_url.map(|l| l.sha256.clone()));
             let size = spec.size.or_else(|| same_url.map(|l| l.size));
             let target = models_dir.join(&spec.path);
-            let entry = expected.as_deref().map(|h| cache_entry(&cache, h));
-            let cached_meta = entry
+            let cached_meta = expected
                 .as_deref()
-                .and_then(|e| std::fs::symlink_metadata(e).ok())
-                .filter(|m| m.is_file() && size.is_none_or(|s| m.len() == s));
+                .and_then(|h| cached_entry(&cache, h, size));
             let (file, is_entry) = observe_file(
                 &target,
                 &spec.path,
