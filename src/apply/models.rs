@@ -372,10 +372,29 @@ fn download(env: &Env, id: StepId, p: &Place, cache: &Path) -> Result<Fetched, S
     }
     let entry = cache_entry(cache, &sha256);
     let _ = std::fs::set_permissions(&part, std::os::unix::fs::PermissionsExt::from_mode(0o444));
-    // Over an entry that is there already: this one was just verified, that one may be the
-    // damaged file plan found (other workspaces keep their links to it until they replace it).
-    std::fs::rename(&part, &entry)
-        .map_err(|e| StepError::io("cannot move into the cache", &entry, e))?;
+    // An entry already there is kept: it was verified when it went in, and another download
+    // of the same bytes may be linking it right now (replacing it would make that link fail).
+    // Unless it is the damaged file plan found at the model's path (the same inode): then this
+    // verified copy replaces it (other workspaces keep their links until they replace them).
+    match crate::fsutil::rename_noreplace(&part, &entry) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            use std::os::unix::fs::MetadataExt;
+            let inode = |p: &Path| {
+                std::fs::symlink_metadata(p)
+                    .map(|m| (m.dev(), m.ino()))
+                    .ok()
+            };
+            let damaged = inode(&entry).is_some() && inode(&entry) == inode(Path::new(p.target));
+            if damaged {
+                std::fs::rename(&part, &entry)
+                    .map_err(|e| StepError::io("cannot move into the cache", &entry, e))?;
+            } else {
+                let _ = std::fs::remove_file(&part);
+            }
+        }
+        Err(e) => return Err(StepError::io("cannot move into the cache", &entry, e)),
+    }
     let _ = std::fs::remove_file(&meta_path);
     crate::fsutil::sync_dir(&cache.join("sha256"));
     Ok(Fetched {
